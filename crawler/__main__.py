@@ -1,0 +1,96 @@
+"""Command line: ``python -m crawler SEED_FILE [options]``.
+
+argv -> Config -> crawl -> exit code: 0 the crawl finished (even if pages failed), 2 a usage,
+config, seed-file or database problem, 130 after Ctrl-C (what was fetched is saved).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from crawler.config import Config, load_config, read_seeds
+from crawler.engine import crawl
+from crawler.errors import ConfigError, PluginError, StorageError
+from crawler.plugins import check_plugin_names
+from crawler.progress import Progress
+from crawler.storage import existing_pages
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed, else asyncio's default loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run_async(main: Coroutine[Any, Any, int]) -> int:
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(main)
+
+
+async def _crawl_main(config: Config, seeds: list[str]) -> int:
+    progress = Progress(quiet=config.quiet)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_sigint() -> None:
+        if stop.is_set():
+            # A second Ctrl-C: leave at once. SQLite's journal keeps the database consistent.
+            os._exit(EXIT_INTERRUPTED)
+        stop.set()
+        progress.error("interrupted: saving what was fetched (Ctrl-C again to quit at once)")
+
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    loop.add_signal_handler(signal.SIGTERM, on_sigint)
+    try:
+        stats = await crawl(config, seeds, progress, stop)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        loop.remove_signal_handler(signal.SIGTERM)
+    progress.summary(stats, str(config.db))
+    return EXIT_INTERRUPTED if stats.interrupted else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        config = load_config(args)
+        assert config.seed_file is not None
+        seeds = read_seeds(
+            config.seed_file, warn=lambda msg: print(f"warning: {msg}", file=sys.stderr)
+        )
+        check_plugin_names(config.plugins)
+        if config.resume:
+            raise ConfigError(
+                "--resume is not available yet: this version keeps the frontier in memory"
+            )
+        pages = existing_pages(config.db)
+        if pages:
+            raise ConfigError(
+                f"{config.db} already holds a crawl ({pages} pages): pass --resume to continue "
+                f"it, or start fresh with --db NEW.db or by deleting {config.db}"
+            )
+        return run_async(_crawl_main(config, seeds))
+    except (ConfigError, PluginError, StorageError) as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

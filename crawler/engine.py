@@ -1,0 +1,355 @@
+"""The crawl loop: a dispatcher hands ready tasks to fetch coroutines, bounded by ``concurrency``.
+
+Data flows one way: seeds -> frontier -> politeness slot -> fetcher -> analysis (process
+pool) -> storage -> new URLs -> frontier. Redirects are followed hop by hop through the
+frontier, so every hop waits for its own host's slot and robots.txt, and each hop of a chain
+is recorded under the URL that started it. Retries go back to the frontier with a due time
+instead of sleeping in a coroutine, so a struggling host never holds a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from crawler.analyze import Analysis, analyze
+from crawler.config import Config
+from crawler.cpu import CpuPool, default_workers
+from crawler.fetcher import Fetcher, Response, retry_delay, should_retry
+from crawler.frontier import MemoryFrontier, Task
+from crawler.progress import Progress
+from crawler.robots import RobotsCache, fetch_robots
+from crawler.storage import LinkRow, PageRow, RedirectRow, RobotsRow, Storage, utc_now
+from crawler.urls import Scope, host_key, normalize_url
+
+log = logging.getLogger("crawler")
+
+ChainLink = tuple[PageRow, RedirectRow]
+
+
+@dataclass(slots=True)
+class CrawlStats:
+    """Counters of one crawl, for the progress line and the summary."""
+
+    pages: int = 0
+    requests: int = 0
+    bytes: int = 0
+    retries: int = 0
+    robots_blocked: int = 0
+    links: int = 0
+    in_flight: int = 0
+    status_classes: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    internal_errors: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    finished_at: float | None = None
+    interrupted: bool = False
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished_at or time.monotonic()) - self.started_at
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+    def record(self, row: PageRow) -> None:
+        self.pages += 1
+        self.bytes += row.bytes or 0
+        if row.status is not None:
+            self.status_classes[f"{row.status // 100}xx"] += 1
+        if row.error:
+            self.errors[row.error_kind or "error"] += 1
+
+    def __repr__(self) -> str:
+        return (
+            f"<CrawlStats pages={self.pages} requests={self.requests} errors={self.error_count} "
+            f"bytes={self.bytes} elapsed={self.elapsed:.1f}s>"
+        )
+
+
+class Crawler:
+    """One crawl: seeds in, rows in the database out."""
+
+    def __init__(
+        self,
+        config: Config,
+        seeds: list[str],
+        *,
+        storage: Storage,
+        fetcher: Fetcher,
+        cpu: CpuPool,
+        progress: Progress | None = None,
+    ) -> None:
+        self.config = config
+        self.seeds = seeds
+        self.storage = storage
+        self.fetcher = fetcher
+        self.cpu = cpu
+        self.progress = progress
+        self.scope = Scope.from_seeds(seeds, config.scope)
+        self.robots = RobotsCache(config.robots_token, enabled=config.respect_robots)
+        self.frontier = MemoryFrontier(
+            per_host=config.per_host,
+            delay=config.delay,
+            robots=self.robots,
+            on_blocked=self._blocked,
+        )
+        self.stats = CrawlStats()
+        self._started_urls = 0
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def run(self) -> CrawlStats:
+        for seed in self.seeds:
+            self.frontier.add(seed, 0)
+        limit = asyncio.Semaphore(self.config.concurrency)
+        if self.progress is not None:
+            self.progress.start(self)
+        try:
+            while True:
+                await limit.acquire()
+                task = await self.frontier.next_ready()
+                if task is None:
+                    limit.release()
+                    break
+                handler = asyncio.create_task(self._handle(task))
+                self._handlers.add(handler)
+                handler.add_done_callback(self._handlers.discard)
+                handler.add_done_callback(lambda _: limit.release())
+            if self._handlers:
+                await asyncio.gather(*self._handlers, return_exceptions=True)
+        finally:
+            self.stats.finished_at = time.monotonic()
+            if self.progress is not None:
+                self.progress.stop()
+        return self.stats
+
+    def stop(self) -> None:
+        """Stop handing out work and abandon requests in flight (they stay unfetched)."""
+        if self._stopping:
+            return
+        self._stopping = True
+        self.stats.interrupted = True
+        self.frontier.stop()
+        for handler in list(self._handlers):
+            handler.cancel()
+
+    async def _handle(self, task: Task) -> None:
+        self.stats.in_flight += 1
+        try:
+            if task.kind == "robots":
+                await self._robots(task)
+            else:
+                await self._page(task)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.stats.internal_errors += 1
+            log.exception("internal error while handling %r", task)
+        finally:
+            self.stats.in_flight -= 1
+            self.frontier.task_done(task)
+
+    # -- robots.txt ----------------------------------------------------------------------
+
+    async def _robots(self, task: Task) -> None:
+        rules, requests = await fetch_robots(self.fetcher, task.host)
+        self.stats.requests += requests
+        self.frontier.release(task, rules.status)
+        self.robots.store(rules)
+        self.frontier.robots_loaded(task.host)
+        self.storage.add_robots(
+            RobotsRow(
+                task.host,
+                rules.status,
+                rules.verdict,
+                rules.crawl_delay(self.robots.token),
+                rules.error,
+                utc_now(),
+            )
+        )
+        if rules.disallow_all and self.progress is not None:
+            self.progress.warn(f"robots.txt of {task.host}: {rules.error}; skipping the host")
+
+    def _blocked(self, task: Task) -> None:
+        """The frontier dropped ``task`` because robots.txt disallows it."""
+        self.stats.robots_blocked += 1
+        if task.chain:
+            self._finish_chain(task.chain, final_url=task.url)
+
+    # -- pages ---------------------------------------------------------------------------
+
+    def _has_budget(self) -> bool:
+        limit = self.config.max_pages
+        return limit is None or self._started_urls < limit
+
+    async def _page(self, task: Task) -> None:
+        if task.attempt == 1:
+            if not self._has_budget():
+                self.frontier.release(task, None)
+                if task.chain:
+                    self._finish_chain(task.chain, final_url=task.url)
+                return
+            self._started_urls += 1
+        resp = await self.fetcher.fetch(task.url)
+        self.stats.requests += 1
+        self.frontier.release(task, resp.status, _slowdown(resp, task.attempt))
+        if should_retry(resp) and task.attempt < self.config.retries and not self._stopping:
+            self.stats.retries += 1
+            self.frontier.retry(task, retry_delay(resp, task.attempt))
+            return
+        if resp.is_redirect:
+            self._redirect(task, resp)
+            return
+        parse = resp.status is not None and 200 <= resp.status < 300
+        analysis = await self.cpu.run(analyze, resp.body, task.url, resp.headers, parse)
+        row = _page_row(task, resp, analysis)
+        if task.chain:
+            self._finish_chain(task.chain, final_url=task.url, last=row)
+        else:
+            self._save(row)
+        if analysis.page is not None:
+            self._links(task, analysis)
+        await self.storage.wait_room()
+
+    def _links(self, task: Task, analysis: Analysis) -> None:
+        page = analysis.page
+        assert page is not None
+        self.storage.add_links(
+            LinkRow(task.url, link.url, link.tag, int(link.nofollow)) for link in page.links
+        )
+        self.stats.links += len(page.links)
+        depth = task.depth + 1
+        if self.config.max_depth is not None and depth > self.config.max_depth:
+            return
+        for link in page.links:
+            if link.follow and self.scope.allows(link.url):
+                self.frontier.add(link.url, depth)
+
+    def _redirect(self, task: Task, resp: Response) -> None:
+        raw_location = resp.location or ""
+        target = normalize_url(raw_location, task.url)
+        origin = task.origin or task.url
+        hop = len(task.chain) + 1
+        row = _page_row(task, resp, None)
+        chain = (
+            *task.chain,
+            (row, RedirectRow(origin, hop, resp.status or 0, target or raw_location)),
+        )
+        if target is None:
+            self._finish_chain(chain, None, error=f"redirect to unusable location {raw_location!r}")
+        elif target in {r.url for r, _ in chain}:
+            path = " -> ".join([r.url for r, _ in chain] + [target])
+            self._finish_chain(chain, target, error=f"redirect loop: {path}")
+        elif hop > self.config.max_redirects:
+            self._finish_chain(
+                chain,
+                target,
+                error=f"too many redirects: more than {self.config.max_redirects}",
+            )
+        elif (
+            not self.scope.allows(target)
+            or not self._has_budget()
+            or not self.frontier.claim(target)
+        ):
+            self._finish_chain(chain, target)
+        else:
+            self.frontier.push(
+                Task(target, task.depth, host_key(target), origin=origin, chain=chain)
+            )
+
+    def _finish_chain(
+        self,
+        chain: tuple[ChainLink, ...],
+        final_url: str | None,
+        *,
+        last: PageRow | None = None,
+        error: str | None = None,
+    ) -> None:
+        rows = [row for row, _ in chain]
+        for row in rows:
+            row.final_url = final_url
+        if error is not None:
+            origin = rows[0]
+            origin.status, origin.error, origin.error_kind = None, error, "redirect"
+        if last is not None:
+            rows.append(last)
+        for row in rows:
+            self._save(row)
+        self.storage.add_redirects([redirect for _, redirect in chain])
+
+    def _save(self, row: PageRow) -> None:
+        self.storage.add_page(row)
+        self.stats.record(row)
+
+
+def _slowdown(resp: Response, attempt: int) -> float | None:
+    """The Retry-After of a 429/503 answer, which pauses the whole host."""
+    if resp.status in (429, 503) and "retry-after" in resp.headers:
+        return retry_delay(resp, attempt)
+    return None
+
+
+def _page_row(task: Task, resp: Response, analysis: Analysis | None) -> PageRow:
+    page = analysis.page if analysis is not None else None
+    return PageRow(
+        url=task.url,
+        final_url=task.url,
+        status=resp.status,
+        content_type=resp.content_type or None,
+        depth=task.depth,
+        title=page.title if page is not None else None,
+        bytes=len(resp.body) if resp.status is not None else None,
+        elapsed_ms=round(resp.elapsed_ms, 3),
+        content_hash=analysis.sha256 if analysis is not None else None,
+        error=resp.error,
+        fetched_at=utc_now(),
+        error_kind=resp.error_kind,
+        noindex=int(page.meta_noindex) if page is not None else None,
+        attempts=task.attempt,
+    )
+
+
+async def crawl(
+    config: Config,
+    seeds: list[str],
+    progress: Progress | None = None,
+    stop: asyncio.Event | None = None,
+) -> CrawlStats:
+    """Open the database, the fetcher and the CPU pool, run one crawl, and close them all.
+
+    Setting ``stop`` (from a signal handler, say) ends the crawl early: nothing new starts,
+    requests in flight are abandoned, and what was fetched so far is saved.
+    """
+    storage = await Storage.open(config.db)
+    cpu = CpuPool(default_workers() if config.workers is None else config.workers)
+    try:
+        async with Fetcher(
+            user_agent=config.user_agent,
+            timeout=config.timeout,
+            max_bytes=config.max_bytes,
+            concurrency=config.concurrency,
+        ) as fetcher:
+            crawler = Crawler(
+                config, seeds, storage=storage, fetcher=fetcher, cpu=cpu, progress=progress
+            )
+            watcher = asyncio.create_task(_stop_when_set(stop, crawler)) if stop else None
+            try:
+                return await crawler.run()
+            finally:
+                if watcher is not None:
+                    watcher.cancel()
+    finally:
+        cpu.close(cancel=True)
+        await storage.close()
+
+
+async def _stop_when_set(stop: asyncio.Event, crawler: Crawler) -> None:
+    await stop.wait()
+    crawler.stop()

@@ -1,0 +1,36 @@
+"""The crawler's one exception tree.
+
+Every error the crawler raises on purpose derives from :class:`CrawlerError`::
+
+    CrawlerError
+    ├── ConfigError        bad command line, config.toml or seed file: the CLI exits 2
+    │   └── SeedError      the seed file gave no usable URL
+    ├── StorageError       the crawl database cannot be opened, written or trusted
+    └── PluginError        a plugin could not be found or loaded
+
+Network and HTTP problems are *not* exceptions past the fetcher: the fetcher maps every
+low-level aiohttp/OS error at one boundary into a :class:`crawler.fetcher.Response` whose
+``error`` names the problem, because a failed page is data for the report, not a crash.
+"""
+
+from __future__ import annotations
+
+
+class CrawlerError(Exception):
+    """Base class of every error the crawler raises on purpose."""
+
+
+class ConfigError(CrawlerError):
+    """The command line, config file or seed file is unusable; the message names the problem."""
+
+
+class SeedError(ConfigError):
+    """The seed file yielded no valid URL."""
+
+
+class StorageError(CrawlerError):
+    """The crawl database cannot be opened, written or trusted."""
+
+
+class PluginError(CrawlerError):
+    """A plugin could not be found or loaded."""

@@ -1,0 +1,265 @@
+"""The frontier: what to fetch next, when, and what has been seen.
+
+:class:`Frontier` is the seam between the engine and where crawl state lives. The engine
+only ever calls the methods of the protocol, so another implementation (SQLite-backed,
+Redis-backed for many processes) slots in without touching it.
+
+:class:`MemoryFrontier` keeps per-host queues and a :class:`~crawler.politeness.ReadyHeap`
+of hosts. It has a single consumer, the engine's dispatcher, which calls :meth:`next_ready`
+and gets either a task whose host slot it may use right now, or ``None`` when the crawl has
+run out of work. A host waiting out its delay never holds up a task for another host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
+
+from crawler.politeness import HostSlot, ReadyHeap
+from crawler.robots import RobotsCache
+from crawler.urls import host_key
+
+TaskKind = Literal["page", "robots"]
+
+
+@dataclass(slots=True)
+class Task:
+    """One request to make: a page (maybe a redirect hop or a retry) or a host's robots.txt."""
+
+    url: str
+    depth: int
+    host: str
+    attempt: int = 1
+    kind: TaskKind = "page"
+    origin: str | None = None
+    chain: tuple[Any, ...] = field(default=())
+
+    def __repr__(self) -> str:
+        extra = f" attempt={self.attempt}" if self.attempt > 1 else ""
+        if self.origin:
+            extra += f" hop={len(self.chain)} of {self.origin}"
+        return f"<Task {self.kind} {self.url} depth={self.depth}{extra}>"
+
+
+class Frontier(Protocol):
+    """What the engine needs from crawl state; every call is made from the event loop."""
+
+    def add(self, url: str, depth: int) -> bool:
+        """Queue ``url`` unless it was seen before; True when it is new."""
+
+    def claim(self, url: str) -> bool:
+        """Mark ``url`` seen without queueing it (a redirect target); True when it was new."""
+
+    def push(self, task: Task) -> None:
+        """Queue an already-claimed task (redirect hop) ahead of its host's other work."""
+
+    def retry(self, task: Task, delay: float) -> None:
+        """Queue the next attempt of ``task`` after ``delay`` seconds."""
+
+    async def next_ready(self) -> Task | None:
+        """Wait for a task whose host may be contacted now; None when the crawl is done."""
+
+    def release(self, task: Task, status: int | None, retry_after: float | None = None) -> None:
+        """The request for ``task`` got its answer: free the host slot."""
+
+    def robots_loaded(self, host: str) -> None:
+        """``host``'s robots.txt is known: its page tasks may proceed."""
+
+    def task_done(self, task: Task) -> None:
+        """All work for a task returned by next_ready is finished."""
+
+    def stop(self) -> None:
+        """Hand out no more tasks: next_ready returns None from now on."""
+
+    @property
+    def queued(self) -> int: ...
+
+
+class MemoryFrontier:
+    """An in-process frontier: per-host deques, a ready-host heap and a seen set."""
+
+    def __init__(
+        self,
+        *,
+        per_host: int,
+        delay: float,
+        robots: RobotsCache,
+        on_blocked: Callable[[Task], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_host = per_host
+        self.delay = delay
+        self.robots = robots
+        self.on_blocked = on_blocked
+        self.clock = clock
+        self._seen: set[str] = set()
+        self._queues: dict[str, deque[Task]] = {}
+        self._slots: dict[str, HostSlot] = {}
+        self._ready = ReadyHeap()
+        self._delayed: list[tuple[float, int, Task]] = []
+        self._seq = 0
+        self._queued = 0
+        self._unfinished = 0
+        self._stopped = False
+        self._wakeup = asyncio.Event()
+
+    # -- adding work -------------------------------------------------------------------
+
+    def add(self, url: str, depth: int) -> bool:
+        if url in self._seen:
+            return False
+        self._seen.add(url)
+        self._enqueue(Task(url, depth, host_key(url)))
+        return True
+
+    def add_many(self, items: Iterable[tuple[str, int]]) -> int:
+        return sum(self.add(url, depth) for url, depth in items)
+
+    def claim(self, url: str) -> bool:
+        if url in self._seen:
+            return False
+        self._seen.add(url)
+        return True
+
+    def seen(self, url: str) -> bool:
+        return url in self._seen
+
+    def push(self, task: Task) -> None:
+        self._enqueue(task, front=True)
+
+    def retry(self, task: Task, delay: float) -> None:
+        self._seq += 1
+        nxt = replace(task, attempt=task.attempt + 1)
+        heapq.heappush(self._delayed, (self.clock() + delay, self._seq, nxt))
+        self._unfinished += 1
+        self._wakeup.set()
+
+    def _enqueue(self, task: Task, *, front: bool = False) -> None:
+        queue = self._queues.get(task.host)
+        if queue is None:
+            queue = self._queues[task.host] = deque()
+        if front:
+            queue.appendleft(task)
+        else:
+            queue.append(task)
+        self._queued += 1
+        self._unfinished += 1
+        self._schedule(task.host)
+        self._wakeup.set()
+
+    # -- scheduling --------------------------------------------------------------------
+
+    def slot(self, host: str) -> HostSlot:
+        slot = self._slots.get(host)
+        if slot is None:
+            slot = self._slots[host] = HostSlot(host, self.per_host, self.delay)
+        return slot
+
+    def _schedule(self, host: str) -> None:
+        """(Re)place ``host`` on the ready heap if it has work and a free slot."""
+        slot = self.slot(host)
+        if self._queues.get(host) and slot.has_capacity():
+            self._ready.push(host, slot.ready_at())
+        else:
+            self._ready.discard(host)
+
+    def _promote_due(self, now: float) -> None:
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, task = heapq.heappop(self._delayed)
+            self._unfinished -= 1  # _enqueue counts it again
+            self._enqueue(task, front=True)
+
+    async def next_ready(self) -> Task | None:
+        while True:
+            if self._stopped or self._unfinished == 0:
+                return None
+            now = self.clock()
+            self._promote_due(now)
+            top = self._ready.peek()
+            if top is not None and top[0] <= now:
+                task = self._take(top[1], now)
+                if task is not None:
+                    return task
+                continue
+            wait_until = [t for t in (top and top[0], self._delayed and self._delayed[0][0]) if t]
+            timeout = max(0.0, min(wait_until) - now) if wait_until else None
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+
+    def _take(self, host: str, now: float) -> Task | None:
+        """Start the next request for ``host``: its robots.txt first, then allowed pages."""
+        self._ready.discard(host)
+        slot = self.slot(host)
+        queue = self._queues[host]
+        if self.robots.needs_fetch(host):
+            self.robots.mark_loading(host)
+            slot.paused = True
+            slot.start(now)
+            self._unfinished += 1
+            return Task(f"{host}/robots.txt", 0, host, kind="robots")
+        while queue:
+            task = queue.popleft()
+            self._queued -= 1
+            if task.attempt == 1 and not self.robots.allows(host, task.url):
+                self._unfinished -= 1
+                if self.on_blocked is not None:
+                    self.on_blocked(task)
+                continue
+            slot.start(now)
+            self._schedule(host)
+            return task
+        self._schedule(host)
+        self._wakeup.set()
+        return None
+
+    # -- completion --------------------------------------------------------------------
+
+    def release(self, task: Task, status: int | None, retry_after: float | None = None) -> None:
+        slot = self.slot(task.host)
+        slot.finish(self.clock(), status, retry_after)
+        self._schedule(task.host)
+        self._wakeup.set()
+
+    def robots_loaded(self, host: str) -> None:
+        slot = self.slot(host)
+        slot.crawl_delay = self.robots.crawl_delay(host)
+        slot.paused = False
+        slot.next_allowed_at = max(slot.next_allowed_at, self.clock() + slot.interval)
+        self._schedule(host)
+        self._wakeup.set()
+
+    def task_done(self, task: Task) -> None:
+        self._unfinished -= 1
+        if self._unfinished <= 0:
+            self._wakeup.set()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wakeup.set()
+
+    @property
+    def queued(self) -> int:
+        return self._queued + len(self._delayed)
+
+    @property
+    def seen_count(self) -> int:
+        return len(self._seen)
+
+    @property
+    def hosts(self) -> int:
+        return len(self._slots)
+
+    def __repr__(self) -> str:
+        state = " stopped" if self._stopped else ""
+        return (
+            f"<MemoryFrontier seen={len(self._seen)} queued={self._queued} "
+            f"delayed={len(self._delayed)} unfinished={self._unfinished} "
+            f"hosts={len(self._slots)} ready={len(self._ready)}{state}>"
+        )
