@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from crawler.analyze import Analysis, analyze
 from crawler.config import Config
 from crawler.cpu import CpuPool, default_workers
+from crawler.errors import StorageError
 from crawler.fetcher import Fetcher, Response, retry_delay, should_retry
 from crawler.frontier import MemoryFrontier, Task
 from crawler.progress import Progress
@@ -102,6 +103,7 @@ class Crawler:
         self._started_urls = 0
         self._handlers: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self.fatal: StorageError | None = None
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -124,6 +126,8 @@ class Crawler:
                 handler.add_done_callback(lambda _: limit.release())
             if self._handlers:
                 await asyncio.gather(*self._handlers, return_exceptions=True)
+            if self.fatal is not None:
+                raise self.fatal
         finally:
             self.stats.finished_at = time.monotonic()
             if self.progress is not None:
@@ -149,6 +153,10 @@ class Crawler:
                 await self._page(task)
         except asyncio.CancelledError:
             raise
+        except StorageError as exc:
+            # The database cannot take more rows: stop rather than fetch pages we cannot keep.
+            self.fatal = self.fatal or exc
+            self.stop()
         except Exception:
             self.stats.internal_errors += 1
             log.exception("internal error while handling %r", task)
@@ -253,16 +261,23 @@ class Crawler:
                 target,
                 error=f"too many redirects: more than {self.config.max_redirects}",
             )
-        elif (
-            not self.scope.allows(target)
-            or not self._has_budget()
-            or not self.frontier.claim(target)
-        ):
+        elif not self.scope.allows(target):
+            if task.depth == 0 and self.progress is not None:
+                self.progress.warn(
+                    f"seed {origin} redirects to {target}, outside --scope "
+                    f"{self.config.scope}: add that URL to the seed file to crawl it"
+                )
             self._finish_chain(chain, target)
         else:
-            self.frontier.push(
-                Task(target, task.depth, host_key(target), origin=origin, chain=chain)
-            )
+            self._follow_hop(task, target, origin, chain)
+
+    def _follow_hop(
+        self, task: Task, target: str, origin: str, chain: tuple[ChainLink, ...]
+    ) -> None:
+        if not self._has_budget() or not self.frontier.claim(target):
+            self._finish_chain(chain, target)
+            return
+        self.frontier.push(Task(target, task.depth, host_key(target), origin=origin, chain=chain))
 
     def _finish_chain(
         self,

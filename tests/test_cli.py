@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.site import Site
+from tests.site import Site, SiteFactory
 
 
 @dataclass
@@ -134,3 +134,16 @@ async def test_ctrl_c_exits_130_and_keeps_what_was_fetched(site: Site, tmp_path:
     pages = pages_in(tmp_path / "crawl.db")
     assert pages[site.url()] == 200 and pages[site.url("/a")] == 200
     assert not any("hang" in url for url in pages)
+
+
+async def test_seed_redirecting_off_host_is_explained(
+    site: Site, make_site: SiteFactory, tmp_path: Path
+) -> None:
+    other = await make_site()
+    other.add_page("/")
+    site.add_redirect("/", other.url("/"))
+    write(tmp_path / "seed.txt", site.url())
+    run = await run_cli(tmp_path, "seed.txt")
+    assert run.code == 0
+    assert f"redirects to {other.url('/')}" in run.stderr and "--scope host" in run.stderr
+    assert other.requests == []

@@ -9,9 +9,11 @@ import random
 import pytest
 
 from crawler.parse import (
+    _UNICODE_SPACES,
     MAX_IDS,
     Link,
     ParsedPage,
+    _count_words,
     decode_html,
     is_html,
     parse_html,
@@ -467,6 +469,20 @@ def test_canonical_description_h1_lang() -> None:
     assert page.lang == "en-GB"
 
 
+def test_element_matching_several_selectors_is_seen_once() -> None:
+    page = parse(
+        '<h1 id="t" style="background:url(/bg.png)" background="/b.png">T</h1>'
+        '<a id="a" style="x" href="/x">x</a>'
+    )
+    assert page.h1_count == 1
+    assert page.ids == ("t", "a")
+    assert urls_of(page) == [
+        "http://example.com/bg.png",
+        "http://example.com/b.png",
+        "http://example.com/x",
+    ]
+
+
 def test_page_without_facts() -> None:
     page = parse("<p>hi</p>")
     assert page.canonical is None
@@ -507,6 +523,19 @@ def test_word_count_excludes_scripts_styles_and_markup() -> None:
 
 def test_word_count_non_ascii() -> None:
     assert parse("<p>Привет мир — ça va</p>").word_count == 5
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", " ", "a", " a ", "a b", "a\x1cb\tc\n\nd  ", "x\xa0y\u3000z", "\u2003 \x85\u202fq", "é ü"],
+)
+def test_count_words_is_str_split(text: str) -> None:
+    assert _count_words(text) == len(text.split())
+
+
+def test_count_words_knows_every_unicode_space() -> None:
+    spaces = {chr(c) for c in range(0x80, 0x110000) if chr(c).isspace()}
+    assert spaces == set(_UNICODE_SPACES)
 
 
 def test_result_is_picklable_plain_data() -> None:
