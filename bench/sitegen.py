@@ -38,9 +38,9 @@ import posixpath
 import random
 import struct
 import zlib
-from urllib.parse import urldefrag, urljoin
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import urldefrag, urljoin
 
 __all__ = [
     "DEFAULT_PAGES",
@@ -74,14 +74,15 @@ _HREF_STYLES: Final = (
     ("absolute", 15),
     ("protocol_relative", 2),
 )
-_WORDS: Final = (
+_FILLER_TEXT: Final = (
     "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt ut "
     "labore et dolore magna aliqua enim ad minim veniam quis nostrud exercitation ullamco laboris "
     "nisi aliquip ex ea commodo consequat duis aute irure in reprehenderit voluptate velit esse "
     "cillum eu fugiat nulla pariatur excepteur sint occaecat cupidatat non proident sunt culpa "
     "qui officia deserunt mollit anim id est laborum crawler frontier politeness robots sitemap "
     "anchor parser selectolax asyncio event loop worker process sqlite batch transaction"
-).split()
+)
+_WORDS: Final = tuple(_FILLER_TEXT.split())
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +186,7 @@ def plan_site(pages: int = DEFAULT_PAGES, port: int = 8080, seed: int = DEFAULT_
         url = base + source
         images = tuple(f"/img/{rng.randrange(IMAGE_COUNT)}.png" for _ in range(rng.randint(1, 4)))
         anchors = max(
-            rng.randint(MIN_URL_ELEMENTS, MAX_URL_ELEMENTS) - len(images) - 1,
+            rng.randint(MIN_URL_ELEMENTS, MAX_URL_ELEMENTS) - len(images) - 2,  # #sec, stylesheet
             len(children[index]) + 2,
         )
         linked = list(children[index])
@@ -299,10 +300,12 @@ def check_plan(plan: SitePlan) -> None:
     the crawl and the plan is then the crawler's, not the generator's. Raises AssertionError.
     """
     pages = plan.expected_pages
+    planned: dict[str, set[tuple[str, str]]] = {url: set() for url in plan.page_urls}
+    for src, dst, tag in plan.expected_links:
+        planned[src].add((dst, tag))
     for source, hrefs, images in zip(plan.page_urls, plan.hrefs, plan.images, strict=True):
         resolved = {(urldefrag(urljoin(source, href)).url, "a") for href in hrefs}
         resolved |= {(urljoin(source, src), "img") for src in images}
         resolved.add((urljoin(source, STYLESHEET), "link"))
-        planned = {(dst, tag) for src, dst, tag in plan.expected_links if src == source}
-        assert resolved == planned, (source, resolved ^ planned)
+        assert resolved == planned[source], (source, resolved ^ planned[source])
         assert {dst for dst, tag in resolved if tag == "a"} <= pages, source

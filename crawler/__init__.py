@@ -6,7 +6,14 @@ change. ``python -m crawler SEED_FILE`` is the command line (see :mod:`crawler._
 
 from crawler.config import Config, load_config, read_seeds
 from crawler.engine import Crawler, CrawlStats, crawl
-from crawler.errors import ConfigError, CrawlerError, PluginError, SeedError, StorageError
+from crawler.errors import (
+    ConfigError,
+    CrawlerError,
+    PluginError,
+    SeedError,
+    StorageError,
+    StorageWriteError,
+)
 from crawler.fetcher import Fetcher, Response
 from crawler.frontier import Frontier, MemoryFrontier, Task
 from crawler.parse import Link, ParsedPage, parse_html, parse_page
@@ -34,6 +41,7 @@ __all__ = [
     "SeedError",
     "Storage",
     "StorageError",
+    "StorageWriteError",
     "Task",
     "__version__",
     "crawl",

@@ -1,13 +1,16 @@
 """Command line: ``python -m crawler SEED_FILE [options]``.
 
-argv -> Config -> crawl -> exit code: 0 the crawl finished (even if pages failed), 2 a usage,
-config, seed-file or database problem, 130 after Ctrl-C (what was fetched is saved).
+argv -> Config -> crawl -> exit code: 0 the crawl finished (even if pages failed), 1 the crawl
+stopped because its database could not be written (disk full, say), 2 a usage, config,
+seed-file or database problem found before crawling, 130 after Ctrl-C (what was fetched is
+saved, and ``--resume`` continues).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -15,12 +18,13 @@ from typing import Any
 
 from crawler.config import Config, load_config, read_seeds
 from crawler.engine import crawl
-from crawler.errors import ConfigError, PluginError, StorageError
+from crawler.errors import ConfigError, PluginError, StorageError, StorageWriteError
 from crawler.plugins import check_plugin_names
 from crawler.progress import Progress
-from crawler.storage import existing_pages
+from crawler.storage import existing_crawl
 
 EXIT_OK = 0
+EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -60,11 +64,26 @@ async def _crawl_main(config: Config, seeds: list[str]) -> int:
     loop.add_signal_handler(signal.SIGTERM, on_sigint)
     try:
         stats = await crawl(config, seeds, progress, stop)
+    except StorageWriteError as exc:
+        progress.error(f"{exc}; the crawl stopped. What was saved before is intact.")
+        return EXIT_FAILED
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
     progress.summary(stats, str(config.db))
-    return EXIT_INTERRUPTED if stats.interrupted else EXIT_OK
+    if stats.interrupted:
+        progress.error(f"interrupted; continue with: {resume_command(config)}")
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def resume_command(config: Config) -> str:
+    words = ["python -m crawler", shlex.quote(str(config.seed_file)), "--resume"]
+    if config.db != Config().db:
+        words += ["--db", shlex.quote(str(config.db))]
+    if config.config_path is not None and config.config_path.name != "config.toml":
+        words += ["--config", shlex.quote(str(config.config_path))]
+    return " ".join(words)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,14 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             config.seed_file, warn=lambda msg: print(f"warning: {msg}", file=sys.stderr)
         )
         check_plugin_names(config.plugins)
-        if config.resume:
+        if config.resume and not config.db.exists():
+            raise ConfigError(f"nothing to resume: {config.db} does not exist")
+        known = existing_crawl(config.db)
+        if known and not config.resume:
             raise ConfigError(
-                "--resume is not available yet: this version keeps the frontier in memory"
-            )
-        pages = existing_pages(config.db)
-        if pages:
-            raise ConfigError(
-                f"{config.db} already holds a crawl ({pages} pages): pass --resume to continue "
+                f"{config.db} already holds a crawl ({known} URLs): pass --resume to continue "
                 f"it, or start fresh with --db NEW.db or by deleting {config.db}"
             )
         return run_async(_crawl_main(config, seeds))

@@ -18,12 +18,20 @@ from dataclasses import dataclass, field
 from crawler.analyze import Analysis, analyze
 from crawler.config import Config
 from crawler.cpu import CpuPool, default_workers
-from crawler.errors import StorageError
+from crawler.errors import ConfigError, StorageError
 from crawler.fetcher import Fetcher, Response, retry_delay, should_retry
 from crawler.frontier import MemoryFrontier, Task
 from crawler.progress import Progress
 from crawler.robots import RobotsCache, fetch_robots
-from crawler.storage import LinkRow, PageRow, RedirectRow, RobotsRow, Storage, utc_now
+from crawler.storage import (
+    LinkRow,
+    PageRow,
+    RedirectRow,
+    RobotsRow,
+    SavedFrontier,
+    Storage,
+    utc_now,
+)
 from crawler.urls import Scope, host_key, normalize_url
 
 log = logging.getLogger("crawler")
@@ -84,6 +92,7 @@ class Crawler:
         fetcher: Fetcher,
         cpu: CpuPool,
         progress: Progress | None = None,
+        saved: SavedFrontier | None = None,
     ) -> None:
         self.config = config
         self.seeds = seeds
@@ -98,9 +107,11 @@ class Crawler:
             delay=config.delay,
             robots=self.robots,
             on_blocked=self._blocked,
+            on_queue=storage.queue_url,
         )
         self.stats = CrawlStats()
-        self._started_urls = 0
+        self.saved = saved
+        self._started_urls = saved.pages if saved is not None else 0
         self._handlers: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.fatal: StorageError | None = None
@@ -108,8 +119,22 @@ class Crawler:
     # -- the loop ------------------------------------------------------------------------
 
     async def run(self) -> CrawlStats:
-        for seed in self.seeds:
-            self.frontier.add(seed, 0)
+        if self.saved is not None:
+            self.frontier.restore(self.saved.seen, self.saved.queued)
+        new_seeds = sum(self.frontier.add(seed, 0) for seed in self.seeds)
+        self.storage.set_meta({"scope": self.config.scope, "seeds": self.seeds})
+        if self.saved is not None and self.progress is not None:
+            self.progress.note(
+                f"resuming {self.config.db}: {self.saved.pages} pages saved, "
+                f"{len(self.saved.queued)} queued, {new_seeds} new seeds"
+            )
+        if self.saved is not None:
+            reason = self._nothing_to_resume()
+            if reason is not None:
+                if self.progress is not None:
+                    self.progress.note(f"nothing to do: {reason}")
+                self.stats.finished_at = time.monotonic()
+                return self.stats
         limit = asyncio.Semaphore(self.config.concurrency)
         if self.progress is not None:
             self.progress.start(self)
@@ -133,6 +158,18 @@ class Crawler:
             if self.progress is not None:
                 self.progress.stop()
         return self.stats
+
+    def _nothing_to_resume(self) -> str | None:
+        """Why a resumed crawl has no page left to fetch, or None when it has."""
+        if self.frontier.queued == 0:
+            return f"the crawl in {self.config.db} is complete ({self._started_urls} pages)"
+        if not self._has_budget():
+            return (
+                f"{self.config.db} holds {self._started_urls} pages, the --max-pages limit "
+                f"({self.config.max_pages}); raise it to crawl the {self.frontier.queued} "
+                "URLs still queued"
+            )
+        return None
 
     def stop(self) -> None:
         """Stop handing out work and abandon requests in flight (they stay unfetched)."""
@@ -188,6 +225,7 @@ class Crawler:
     def _blocked(self, task: Task) -> None:
         """The frontier dropped ``task`` because robots.txt disallows it."""
         self.stats.robots_blocked += 1
+        self.storage.mark_done(task.url, task.depth)
         if task.chain:
             self._finish_chain(task.chain, final_url=task.url)
 
@@ -343,8 +381,12 @@ async def crawl(
     requests in flight are abandoned, and what was fetched so far is saved.
     """
     storage = await Storage.open(config.db)
-    cpu = CpuPool(default_workers() if config.workers is None else config.workers)
+    cpu: CpuPool | None = None
     try:
+        saved = await storage.load_frontier() if config.resume else None
+        if saved is not None:
+            check_resumable(saved, config)
+        cpu = CpuPool(default_workers() if config.workers is None else config.workers)
         async with Fetcher(
             user_agent=config.user_agent,
             timeout=config.timeout,
@@ -352,7 +394,13 @@ async def crawl(
             concurrency=config.concurrency,
         ) as fetcher:
             crawler = Crawler(
-                config, seeds, storage=storage, fetcher=fetcher, cpu=cpu, progress=progress
+                config,
+                seeds,
+                storage=storage,
+                fetcher=fetcher,
+                cpu=cpu,
+                progress=progress,
+                saved=saved,
             )
             watcher = asyncio.create_task(_stop_when_set(stop, crawler)) if stop else None
             try:
@@ -361,8 +409,19 @@ async def crawl(
                 if watcher is not None:
                     watcher.cancel()
     finally:
-        cpu.close(cancel=True)
+        if cpu is not None:
+            cpu.close(cancel=True)
         await storage.close()
+
+
+def check_resumable(saved: SavedFrontier, config: Config) -> None:
+    """Refuse to resume a crawl under a different scope: its queue was chosen by the old one."""
+    scope = saved.meta.get("scope")
+    if scope is not None and scope != config.scope:
+        raise ConfigError(
+            f"{config.db} was crawled with --scope {scope}; resume it with --scope {scope}, "
+            f"or start a new crawl with --db NEW.db"
+        )
 
 
 async def _stop_when_set(stop: asyncio.Event, crawler: Crawler) -> None:

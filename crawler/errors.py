@@ -6,6 +6,7 @@ Every error the crawler raises on purpose derives from :class:`CrawlerError`::
     ├── ConfigError        bad command line, config.toml or seed file: the CLI exits 2
     │   └── SeedError      the seed file gave no usable URL
     ├── StorageError       the crawl database cannot be opened, written or trusted
+    │   └── StorageWriteError  writing failed mid-crawl (disk full ...): the CLI exits 1
     └── PluginError        a plugin could not be found or loaded
 
 Network and HTTP problems are *not* exceptions past the fetcher: the fetcher maps every
@@ -30,6 +31,10 @@ class SeedError(ConfigError):
 
 class StorageError(CrawlerError):
     """The crawl database cannot be opened, written or trusted."""
+
+
+class StorageWriteError(StorageError):
+    """Writing to the crawl database failed during the crawl; what was committed is intact."""
 
 
 class PluginError(CrawlerError):

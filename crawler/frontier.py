@@ -23,7 +23,7 @@ from typing import Any, Literal, Protocol
 
 from crawler.politeness import HostSlot, ReadyHeap
 from crawler.robots import RobotsCache
-from crawler.urls import host_key
+from crawler.urls import fingerprint, host_key
 
 TaskKind = Literal["page", "robots"]
 
@@ -91,14 +91,16 @@ class MemoryFrontier:
         delay: float,
         robots: RobotsCache,
         on_blocked: Callable[[Task], None] | None = None,
+        on_queue: Callable[[str, int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.per_host = per_host
         self.delay = delay
         self.robots = robots
         self.on_blocked = on_blocked
+        self.on_queue = on_queue
         self.clock = clock
-        self._seen: set[str] = set()
+        self._seen: set[int] = set()
         self._queues: dict[str, deque[Task]] = {}
         self._slots: dict[str, HostSlot] = {}
         self._ready = ReadyHeap()
@@ -112,23 +114,33 @@ class MemoryFrontier:
     # -- adding work -------------------------------------------------------------------
 
     def add(self, url: str, depth: int) -> bool:
-        if url in self._seen:
+        fp = fingerprint(url)
+        if fp in self._seen:
             return False
-        self._seen.add(url)
+        self._seen.add(fp)
+        if self.on_queue is not None:
+            self.on_queue(url, depth)
         self._enqueue(Task(url, depth, host_key(url)))
         return True
+
+    def restore(self, seen: Iterable[int], queued: Iterable[tuple[str, int]]) -> None:
+        """Take up a saved crawl: its seen set and the URLs it still had to fetch."""
+        self._seen.update(seen)
+        for url, depth in queued:
+            self._enqueue(Task(url, depth, host_key(url)))
 
     def add_many(self, items: Iterable[tuple[str, int]]) -> int:
         return sum(self.add(url, depth) for url, depth in items)
 
     def claim(self, url: str) -> bool:
-        if url in self._seen:
+        fp = fingerprint(url)
+        if fp in self._seen:
             return False
-        self._seen.add(url)
+        self._seen.add(fp)
         return True
 
     def seen(self, url: str) -> bool:
-        return url in self._seen
+        return fingerprint(url) in self._seen
 
     def push(self, task: Task) -> None:
         self._enqueue(task, front=True)

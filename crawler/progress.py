@@ -125,6 +125,12 @@ class Progress:
             self.stream.write(f"warning: {message}\n")
             self.stream.flush()
 
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            self._clear()
+            self.stream.write(f"{message}\n")
+            self.stream.flush()
+
     def error(self, message: str) -> None:
         self._clear()
         self.stream.write(f"error: {message}\n")

@@ -3,14 +3,27 @@
 Rows are buffered in memory and written by a single flusher in one transaction per batch
 (``executemany``), so durability does not cost a commit per row. A caller that outruns the
 disk waits in :meth:`Storage.wait_room` instead of growing the buffer without bound.
+
+The frontier lives here too: the ``frontier`` table holds every URL the crawl has queued, by
+64-bit fingerprint, with ``state`` 0 (queued) or 1 (done). A page's row and the ``state = 1`` of
+its URL are written in the same transaction as the URLs its links added, so whatever moment
+the process dies at, the database says exactly which pages are saved and which are still to
+fetch, and ``--resume`` continues from there.
+
+One crawl at a time: a lock file (``crawl.db.lock``, flock) keeps a second crawler out, and is
+released by the kernel even after ``kill -9``. The schema carries a version number
+(``meta.schema_version``); older databases are migrated forward, newer ones refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import json
+import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import astuple, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,9 +31,10 @@ from typing import Any
 
 import aiosqlite
 
-from crawler.errors import StorageError
+from crawler.errors import StorageError, StorageWriteError
+from crawler.urls import fingerprint
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pages(
@@ -42,7 +56,44 @@ CREATE TABLE IF NOT EXISTS robots(
     fetched_at TEXT
 );
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS frontier(
+    fp INTEGER PRIMARY KEY, url TEXT NOT NULL, depth INTEGER NOT NULL,
+    state INTEGER NOT NULL DEFAULT 0
+);
 """
+
+QUEUED, DONE = 0, 1
+
+
+def _migrate_1_to_2(db: sqlite3.Connection) -> None:
+    """Version 1 had no frontier: every saved page becomes a done frontier entry."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS frontier(fp INTEGER PRIMARY KEY, url TEXT NOT NULL, "
+        "depth INTEGER NOT NULL, state INTEGER NOT NULL DEFAULT 0)"
+    )
+    rows = db.execute("SELECT url, coalesce(depth, 0) FROM pages").fetchall()
+    db.executemany(
+        "INSERT OR IGNORE INTO frontier(fp, url, depth, state) VALUES (?, ?, ?, 1)",
+        [(fingerprint(url), url, depth) for url, depth in rows],
+    )
+
+
+# MIGRATIONS[v] upgrades a database of schema version v to v + 1.
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
+
+
+def _explain(exc: BaseException) -> str:
+    """A sqlite3 or OS error in words a user can act on."""
+    text = str(exc)
+    if "readonly" in text or "read-only" in text:
+        return f"the file is read-only ({text})"
+    if "full" in text:
+        return f"the disk is full ({text})"
+    if "locked" in text:
+        return f"another program holds the database locked ({text})"
+    if "not a database" in text or "malformed" in text:
+        return f"the file is not a usable SQLite database ({text})"
+    return text
 
 
 def utc_now() -> str:
@@ -107,45 +158,148 @@ INSERT_REDIRECT = _insert("redirects", RedirectRow)
 INSERT_ROBOTS = _insert("robots", RobotsRow, "INSERT OR REPLACE")
 
 
+INSERT_META = "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)"
+INSERT_FRONTIER = "INSERT OR IGNORE INTO frontier(fp, url, depth, state) VALUES (?, ?, ?, 0)"
+MARK_DONE = (
+    "INSERT INTO frontier(fp, url, depth, state) VALUES (?, ?, ?, 1) "
+    "ON CONFLICT(fp) DO UPDATE SET state = 1"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SavedFrontier:
+    """What a database says about its crawl, for ``--resume``."""
+
+    seen: list[int]
+    queued: list[tuple[str, int]]
+    pages: int
+    meta: dict[str, str]
+
+    def __repr__(self) -> str:
+        return f"<SavedFrontier seen={len(self.seen)} queued={len(self.queued)} pages={self.pages}>"
+
+
+class CrawlLock:
+    """An exclusive flock on ``<db>.lock``: one crawler per database, released on any exit."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.path = db_path.with_name(db_path.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageError(f"cannot create lock file {self.path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StorageError(
+                f"{self.path.with_suffix('')} is in use by another crawl (pid {holder}); "
+                "wait for it to finish, or pass --db OTHER.db"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(self._fd)
+            self._fd = None
+
+    def __repr__(self) -> str:
+        return f"<CrawlLock {self.path} {'held' if self._fd is not None else 'free'}>"
+
+
+def prepare_schema(path: Path) -> None:
+    """Create or migrate the schema of ``path``; refuse databases that are not ours."""
+    try:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            version = SCHEMA_VERSION
+            if "meta" in tables:
+                row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                version = int(row[0]) if row and str(row[0]).isdigit() else 0
+            elif tables:
+                raise StorageError(
+                    f"{path} is a SQLite database, but not a crawl database (tables: "
+                    f"{', '.join(sorted(tables))}); pass --db NEW.db"
+                )
+            if version > SCHEMA_VERSION:
+                raise StorageError(
+                    f"{path} has schema version {version}, newer than this crawler's "
+                    f"{SCHEMA_VERSION}: upgrade the crawler, or pass --db NEW.db"
+                )
+            if version < 1:
+                raise StorageError(f"{path} has an unknown schema version; pass --db NEW.db")
+            with db:
+                while version < SCHEMA_VERSION:
+                    MIGRATIONS[version](db)
+                    version += 1
+                db.executescript(SCHEMA)
+                db.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
+                    (str(version),),
+                )
+    except sqlite3.Error as exc:
+        raise StorageError(f"cannot use database {path}: {_explain(exc)}") from exc
+
+
 class Storage:
     """The crawl database. Open with :meth:`open`, close with :meth:`close`."""
 
-    def __init__(self, path: Path, db: aiosqlite.Connection, *, batch_rows: int = 2000) -> None:
+    def __init__(
+        self, path: Path, db: aiosqlite.Connection, lock: CrawlLock, *, batch_rows: int = 2000
+    ) -> None:
         self.path = path
         self._db = db
+        self._lock_file = lock
         self.batch_rows = batch_rows
+        # Written in this order within one transaction: a URL is queued before it is done.
         self._pending: dict[str, list[tuple[Any, ...]]] = {
+            INSERT_FRONTIER: [],
             INSERT_PAGE: [],
             INSERT_LINK: [],
             INSERT_REDIRECT: [],
             INSERT_ROBOTS: [],
+            INSERT_META: [],
+            MARK_DONE: [],
         }
         self._rows = 0
         self._lock = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
         self.rows_written = 0
         self.commits = 0
+        self.failed: StorageError | None = None
+        self._writing: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
 
     @classmethod
-    async def open(cls, path: Path, *, flush_interval: float = 0.5) -> Storage:
+    async def open(cls, path: Path, *, flush_interval: float = 0.2) -> Storage:
+        lock = CrawlLock(path)
+        lock.acquire()
         try:
+            prepare_schema(path)
             db = await aiosqlite.connect(path)
         except (sqlite3.Error, OSError) as exc:
-            raise StorageError(f"cannot open database {path}: {exc}") from exc
+            lock.release()
+            raise StorageError(f"cannot open database {path}: {_explain(exc)}") from exc
+        except BaseException:
+            lock.release()
+            raise
         try:
             await db.execute("PRAGMA journal_mode=WAL")
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA busy_timeout=5000")
-            await db.executescript(SCHEMA)
-            await db.execute(
-                "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
-            await db.commit()
         except sqlite3.Error as exc:
             await db.close()
-            raise StorageError(f"cannot use database {path}: {exc}") from exc
-        storage = cls(path, db)
+            lock.release()
+            raise StorageError(f"cannot use database {path}: {_explain(exc)}") from exc
+        storage = cls(path, db, lock)
         storage._flusher = asyncio.create_task(storage._flush_every(flush_interval))
         return storage
 
@@ -154,10 +308,40 @@ class Storage:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
+    # -- crawl state -----------------------------------------------------------------------
+
+    async def load_frontier(self) -> SavedFrontier:
+        """The seen set, the URLs still queued, the pages saved, and the crawl's settings."""
+        await self.flush()
+        seen: list[int] = []
+        queued: list[tuple[str, int]] = []
+        async with self._db.execute("SELECT fp, url, depth, state FROM frontier") as cur:
+            async for fp, url, depth, state in cur:
+                seen.append(fp)
+                if state == QUEUED:
+                    queued.append((url, depth))
+        async with self._db.execute("SELECT key, value FROM meta") as cur:
+            meta = {str(k): str(v) for k, v in await cur.fetchall()}
+        return SavedFrontier(seen, queued, await self.count("pages"), meta)
+
+    def set_meta(self, values: dict[str, Any]) -> None:
+        """Crawl settings kept with the crawl (written with the next batch)."""
+        rows = [(k, v if isinstance(v, str) else json.dumps(v)) for k, v in values.items()]
+        self._add(INSERT_META, rows)
+
     # -- buffered writes -----------------------------------------------------------------
+
+    def queue_url(self, url: str, depth: int) -> None:
+        """A URL joined the frontier (written with the page whose links found it)."""
+        self._add(INSERT_FRONTIER, [(fingerprint(url), url, depth)])
+
+    def mark_done(self, url: str, depth: int) -> None:
+        """A URL needs no more work although it has no page row (robots.txt disallows it)."""
+        self._add(MARK_DONE, [(fingerprint(url), url, depth)])
 
     def add_page(self, row: PageRow) -> None:
         self._add(INSERT_PAGE, [astuple(row)])
+        self.mark_done(row.url, row.depth)
 
     def add_links(self, rows: Iterable[LinkRow]) -> None:
         self._add(INSERT_LINK, [astuple(r) for r in rows])
@@ -173,42 +357,73 @@ class Storage:
         self._rows += len(rows)
 
     async def wait_room(self) -> None:
-        """Flush now if the buffer is full (back-pressure for fast producers)."""
+        """Flush now if the buffer is full (back-pressure for fast producers).
+
+        Raises the StorageError of a failed background flush, so the crawl stops at once.
+        """
+        if self.failed is not None:
+            raise self.failed
         if self._rows >= self.batch_rows:
             await self.flush()
 
     async def flush(self) -> None:
+        """Write everything buffered in one transaction.
+
+        The write runs in a task of its own and is shielded: a caller cancelled mid-flush (a
+        worker stopped by Ctrl-C) never leaves half a batch to be committed by the next one.
+        """
         async with self._lock:
+            if self._writing is not None:
+                await asyncio.shield(self._writing)
             if not self._rows:
                 return
             batches = {sql: rows for sql, rows in self._pending.items() if rows}
             for sql in batches:
                 self._pending[sql] = []
             count, self._rows = self._rows, 0
-            try:
-                for sql, rows in batches.items():
-                    await self._db.executemany(sql, rows)
-                await self._db.commit()
-            except sqlite3.Error as exc:
-                raise StorageError(f"cannot write to database {self.path}: {exc}") from exc
-            self.rows_written += count
-            self.commits += 1
+            self._writing = asyncio.create_task(self._write(batches, count))
+            await asyncio.shield(self._writing)
+
+    async def _write(self, batches: dict[str, list[tuple[Any, ...]]], count: int) -> None:
+        try:
+            for sql, rows in batches.items():
+                await self._db.executemany(sql, rows)
+            await self._db.commit()
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                await self._db.rollback()
+            self.failed = StorageWriteError(
+                f"cannot write to database {self.path}: {_explain(exc)}"
+            )
+            raise self.failed from exc
+        finally:
+            self._writing = None
+        self.rows_written += count
+        self.commits += 1
 
     async def _flush_every(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            await self.flush()
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), interval)
+            try:
+                await self.flush()
+            except StorageError:
+                return  # kept in self.failed; wait_room() raises it to the crawl
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
+        """Write what is buffered, close the database and release the lock."""
+        self._closing.set()
         try:
+            if self._flusher is not None:
+                with contextlib.suppress(StorageError):
+                    await self._flusher
+                self._flusher = None
+            if self.failed is not None:
+                raise self.failed
             await self.flush()
         finally:
             await self._db.close()
+            self._lock_file.release()
 
     def __repr__(self) -> str:
         return (
@@ -217,17 +432,28 @@ class Storage:
         )
 
 
-def existing_pages(path: Path) -> int:
-    """How many pages rows a database already holds (0 when it does not exist yet)."""
+def existing_crawl(path: Path) -> int:
+    """How many URLs (pages saved or queued) a database already holds; 0 if it is new.
+
+    Raises StorageError when the database (or its folder) cannot be written.
+    """
+    folder = path.parent if str(path.parent) else Path(".")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise StorageError(
+            f"{path} is read-only (or its folder is): the crawler must write to it; "
+            "pass --db with a writable path"
+        )
     if not path.exists():
         return 0
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            has_pages = db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='pages'"
-            ).fetchone()
-            if not has_pages:
-                return 0
-            return int(db.execute("SELECT count(*) FROM pages").fetchone()[0])
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            total = 0
+            for table in ("pages", "frontier"):
+                if table in tables:
+                    total = max(
+                        total, int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+                    )
+            return total
     except sqlite3.Error as exc:
-        raise StorageError(f"cannot read database {path}: {exc}") from exc
+        raise StorageError(f"cannot read database {path}: {_explain(exc)}") from exc

@@ -26,6 +26,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from hashlib import blake2b
 from typing import TYPE_CHECKING, Final, Literal, cast, get_args
 
 from yarl import URL
@@ -292,3 +293,8 @@ class Scope:
             return "<Scope any>"
         shown = self.hosts if self.mode == "host" else self.domains
         return f"<Scope {self.mode}: {', '.join(sorted(shown)) or 'no seeds'}>"
+
+
+def fingerprint(url: str) -> int:
+    """A 64-bit signed fingerprint of a normalized URL: the seen set's key, on disk and in RAM."""
+    return int.from_bytes(blake2b(url.encode(), digest_size=8).digest(), "big", signed=True)

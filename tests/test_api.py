@@ -22,6 +22,7 @@ EXPECTED = {
     "SeedError",
     "Storage",
     "StorageError",
+    "StorageWriteError",
     "Task",
     "__version__",
     "crawl",

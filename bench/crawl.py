@@ -1,0 +1,608 @@
+"""Crawl benchmark: ``python -m bench.crawl [--pages 2000] [--rounds 3] [--workers N] ...``.
+
+It starts ``bench.server`` (its own process, uvloop, 127.0.0.1, a free port), writes a seed file
+with the site's root, and runs ``python -m crawler SEED --quiet --db ROUND.db --per-host P
+--concurrency C [--workers W]`` as a subprocess once per round, on a fresh database each time.
+
+Per round it measures, for the crawler subprocess:
+
+- wall seconds from spawn to exit (interpreter start-up, imports and the worker pool included);
+- CPU seconds (user + sys) of the whole crawler process tree: the ``RUSAGE_CHILDREN`` delta of
+  this process once the crawler and all its descendants are reaped. This process makes itself a
+  child subreaper (Linux ``PR_SET_CHILD_SUBREAPER``), so the forkserver and the parse workers,
+  which are not the crawler's own children or outlive it, are reaped here and counted too;
+- the CPU seconds of the crawler process alone (its own utime + stime, read from
+  ``/proc/PID/stat`` while it is a zombie, before it is reaped);
+- peak RSS of the crawler process: its ``VmHWM`` (a high-water mark, so polling every 50 ms
+  misses at most growth in its last 50 ms). ``ru_maxrss`` from ``wait4`` is shown too, but on
+  Linux it is not the crawler's own: the kernel folds in the high-water RSS of the image the
+  child replaced at exec, which with fork/vfork+exec is this benchmark process (check:
+  a parent holding 200 MB spawns ``python -c pass`` and wait4 reports 211 MB);
+- the peak over time of the summed RSS and PSS of the crawler's whole process tree (main,
+  forkserver, parse workers, resource tracker), polled from ``/proc`` every 50 ms. Forked
+  workers share pages with their parent, so the RSS sum over-counts; PSS splits shared pages;
+- the server's CPU seconds in the round (to see whether the server was the bottleneck), and the
+  CPU seconds everything else on the machine used meanwhile (other jobs make the timings noisy).
+
+Then it checks the database against the site plan: the ``pages`` rows are exactly the expected
+page URLs, all status 200 with no error; the ``links`` rows are exactly the expected
+(src, dst, tag) rows (so their count equals the expected total); and, from the server's
+counters, each page and robots.txt was requested exactly once and nothing else was requested.
+
+``--per-host 32 --concurrency 64`` by default: the site is a single host, so ``per_host`` is the
+cap that binds (the crawler's default of 8 in flight to one host would measure politeness, not
+throughput); 32 requests in flight over loopback keep the fetcher and the parse workers busy,
+and ``concurrency`` is set above it so that the global cap never binds before the per-host one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import platform
+import resource
+import selectors
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.sitegen import DEFAULT_PAGES, DEFAULT_SEED, SitePlan, check_plan, plan_site
+
+__all__ = ["RoundResult", "main"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+POLL_SECONDS = 0.05
+PR_SET_CHILD_SUBREAPER = 36
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
+MB = 1024 * 1024
+SHOWN = 5  # examples listed per kind of problem
+
+
+@dataclass(slots=True)
+class RoundResult:
+    """What one crawl round measured and what its check found."""
+
+    round: int
+    exit_code: int
+    seconds: float
+    pages: int
+    cpu_seconds: float  # the crawler's whole process tree, user + sys
+    main_cpu_seconds: float  # the crawler process alone
+    peak_rss_mb: float  # VmHWM of the crawler process
+    wait4_maxrss_mb: float  # wait4 ru_maxrss: includes this process's own peak, see the legend
+    tree_rss_mb: float  # peak of the summed RSS of the process tree
+    tree_pss_mb: float  # peak of the summed PSS of the process tree
+    tree_processes: int  # most processes seen in the tree at once
+    server_cpu_seconds: float
+    other_cpu_seconds: float  # everything else the machine ran meanwhile
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def pages_per_second(self) -> float:
+        return self.pages / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms_per_page(self) -> float:
+        return 1000 * self.cpu_seconds / self.pages if self.pages else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def become_subreaper() -> bool:
+    """Adopt orphaned descendants (Linux), so their CPU time reaches RUSAGE_CHILDREN."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (field 3 is index 0)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rindex(b")") + 2 :].decode().split()
+
+
+def descendants(root: int) -> set[int]:
+    """``root`` and every process below it, from a scan of /proc."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            fields = _stat_fields(int(name))
+            if fields is not None:
+                children.setdefault(int(fields[1]), []).append(int(name))
+    tree, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid not in tree:
+            tree.add(pid)
+            todo.extend(children.get(pid, ()))
+    return tree
+
+
+def _memory_kb(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of a process in KB; (0, 0) once it is gone or a zombie."""
+    rss = pss = 0
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            rss = int(f.read().split()[1]) * PAGE_KB
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    pss = int(line.split()[1])
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    return rss, pss
+
+
+def _high_water_kb(pid: int) -> int:
+    """VmHWM (peak RSS) of a live process in KB, 0 once it is gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+class TreeSampler(threading.Thread):
+    """Polls the memory of a process tree every ``interval`` seconds, keeping the peaks."""
+
+    def __init__(self, root: int, interval: float = POLL_SECONDS) -> None:
+        super().__init__(name=f"sampler-{root}", daemon=True)
+        self.root = root
+        self.interval = interval
+        self.peak_rss_kb = 0
+        self.peak_pss_kb = 0
+        self.peak_processes = 0
+        self.root_hwm_kb = 0  # VmHWM of the root process: its own peak RSS
+        self.seen: set[int] = set()
+        self._done = threading.Event()
+
+    def sample(self) -> None:
+        self.root_hwm_kb = max(self.root_hwm_kb, _high_water_kb(self.root))
+        tree = descendants(self.root)
+        self.seen |= tree
+        memory = [_memory_kb(pid) for pid in tree]
+        self.peak_rss_kb = max(self.peak_rss_kb, sum(rss for rss, _ in memory))
+        self.peak_pss_kb = max(self.peak_pss_kb, sum(pss for _, pss in memory))
+        self.peak_processes = max(self.peak_processes, sum(1 for rss, _ in memory if rss))
+
+    def run(self) -> None:
+        while True:
+            self.sample()
+            if self._done.wait(self.interval):
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
+
+    def __repr__(self) -> str:
+        return (
+            f"<TreeSampler root={self.root} seen={len(self.seen)} "
+            f"peak_rss={self.peak_rss_kb // 1024}MB peak_pss={self.peak_pss_kb // 1024}MB>"
+        )
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds all CPUs of the machine spent busy since boot (/proc/stat), 0 if unknown."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            fields = f.readline().split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def reap_orphans(tracked: set[int], keep: int, timeout: float = 10.0) -> None:
+    """Reap descendants adopted by this subreaper until none of ``tracked`` is left.
+
+    ``keep`` (the server) is never waited for here; it is alive for the whole benchmark.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            pid = 0
+        if pid == keep:
+            raise RuntimeError("the benchmark server exited during the crawl")
+        if pid:
+            continue
+        if not any(os.path.exists(f"/proc/{p}") for p in tracked):
+            return
+        if time.monotonic() > deadline:
+            return  # stragglers: their CPU time is missing from this round
+        time.sleep(0.01)
+
+
+# --------------------------------------------------------------------------- the server
+
+
+class BenchServer:
+    """``python -m bench.server`` as a subprocess."""
+
+    def __init__(self, pages: int, seed: int) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bench.server",
+                "--pages",
+                str(pages),
+                "--port",
+                "0",
+                "--seed",
+                str(seed),
+                "--parent-stdin",
+            ],
+            cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self.port = self._read_port(timeout=120)
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def _read_port(self, timeout: float) -> int:
+        assert self.process.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                self.close()
+                raise RuntimeError(f"bench.server printed no port within {timeout} s")
+        line = self.process.stdout.readline()
+        if not line.strip().isdigit():
+            self.close()
+            raise RuntimeError(f"bench.server did not start (first line: {line!r})")
+        return int(line)
+
+    def _get(self, target: str) -> dict[str, Any]:
+        with urllib.request.urlopen(self.base + target, timeout=10) as answer:
+            data: dict[str, Any] = json.load(answer)
+        return data
+
+    def reset(self) -> None:
+        self._get("/__bench/reset")
+
+    def stats(self) -> dict[str, Any]:
+        return self._get("/__bench/stats")
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __repr__(self) -> str:
+        return f"<BenchServer pid={self.process.pid} port={getattr(self, 'port', None)}>"
+
+
+# --------------------------------------------------------------------------- one round
+
+
+def crawler_command(seed_file: Path, db: Path, args: argparse.Namespace) -> list[str]:
+    command = [sys.executable, "-m", "crawler", str(seed_file), "--quiet", "--db", str(db)]
+    command += ["--per-host", str(args.per_host), "--concurrency", str(args.concurrency)]
+    if args.workers is not None:
+        command += ["--workers", str(args.workers)]
+    return command
+
+
+def run_round(
+    number: int, args: argparse.Namespace, server: BenchServer, plan: SitePlan, workdir: Path
+) -> RoundResult:
+    seed_file = workdir / "seed.txt"
+    db = workdir / f"round-{number}.db"
+    for leftover in workdir.glob(f"round-{number}.db*"):
+        leftover.unlink()
+    log_path = workdir / f"round-{number}.log"
+
+    server.reset()
+    server_cpu_before = float(server.stats()["cpu_seconds"])
+    children_cpu_before = _children_cpu()
+    machine_before, self_before = _machine_busy_seconds(), _self_cpu()
+    with open(log_path, "wb") as log:
+        start = time.perf_counter()
+        process = subprocess.Popen(
+            crawler_command(seed_file, db, args),
+            cwd=workdir,  # no ./config.toml there: the crawler's defaults plus our flags
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        sampler = TreeSampler(process.pid)
+        sampler.start()
+        # Wait for the exit without reaping, so that /proc still has the zombie's own times.
+        os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+        seconds = time.perf_counter() - start
+        machine_busy = _machine_busy_seconds() - machine_before
+        bench_cpu = _self_cpu() - self_before
+    sampler.stop()
+    fields = _stat_fields(process.pid) or ["0"] * 20
+    main_cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    reap_orphans(sampler.seen - {process.pid}, keep=server.process.pid)
+    cpu = _children_cpu() - children_cpu_before
+    server_stats = server.stats()
+    server_cpu = float(server_stats["cpu_seconds"]) - server_cpu_before
+
+    result = RoundResult(
+        round=number,
+        exit_code=process.returncode,
+        seconds=seconds,
+        pages=0,
+        cpu_seconds=cpu,
+        main_cpu_seconds=main_cpu,
+        peak_rss_mb=sampler.root_hwm_kb * 1024 / MB,
+        wait4_maxrss_mb=usage.ru_maxrss * 1024 / MB,
+        tree_rss_mb=sampler.peak_rss_kb * 1024 / MB,
+        tree_pss_mb=sampler.peak_pss_kb * 1024 / MB,
+        tree_processes=sampler.peak_processes,
+        server_cpu_seconds=server_cpu,
+        # Slightly off: the tree's CPU is counted to its last reaped process, not to its exit.
+        other_cpu_seconds=max(0.0, machine_busy - cpu - server_cpu - bench_cpu),
+    )
+    if process.returncode != 0:
+        result.problems.append(f"crawler exited with {process.returncode}")
+    output = log_path.read_text(errors="replace").strip()
+    if output:
+        lines = output.splitlines()
+        result.problems.append(
+            f"crawler printed {len(lines)} line(s) with --quiet, first: {lines[0][:200]!r}"
+        )
+    if db.exists():
+        verify_database(db, plan, result)
+    else:
+        result.problems.append(f"no database at {db}")
+    verify_requests(server_stats, plan, result)
+    return result
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _examples(items: Collection[Any]) -> str:
+    shown = sorted(items, key=str)[:SHOWN]
+    more = f" (+{len(items) - SHOWN} more)" if len(items) > SHOWN else ""
+    return ", ".join(map(str, shown)) + more
+
+
+def verify_database(db: Path, plan: SitePlan, result: RoundResult) -> None:
+    """Compare the pages and links tables with the plan; append what differs to problems."""
+    import sqlite3
+
+    connection = sqlite3.connect(db)
+    try:
+        pages = connection.execute("SELECT url, status, error, error_kind FROM pages").fetchall()
+        links = connection.execute("SELECT src_url, dst_url, tag, nofollow FROM links").fetchall()
+    finally:
+        connection.close()
+    problems = result.problems
+    result.pages = len(pages)
+
+    urls = {url for url, _, _, _ in pages}
+    expected = plan.expected_pages
+    if missing := expected - urls:
+        problems.append(f"{len(missing)} page(s) missing from pages: {_examples(missing)}")
+    if extra := urls - expected:
+        problems.append(f"{len(extra)} unexpected pages row(s): {_examples(extra)}")
+    if len(urls) != len(pages):
+        problems.append(f"pages has {len(pages)} rows for {len(urls)} distinct URLs")
+    if bad := [(u, s, e, k) for u, s, e, k in pages if s != 200 or e is not None]:
+        kinds = Counter(f"status={s} error_kind={k}" for _, s, _, k in bad)
+        problems.append(
+            f"{len(bad)} pages row(s) not 200 or with an error ({dict(kinds)}): "
+            + _examples([f"{u} {s} {e!r}" for u, s, e, _ in bad])
+        )
+
+    rows = Counter((src, dst, tag) for src, dst, tag, _ in links)
+    if len(links) != len(plan.expected_links):
+        problems.append(f"links has {len(links)} rows, expected {len(plan.expected_links)}")
+    if missing_links := plan.expected_links - rows.keys():
+        sources = {src for src, _, _ in missing_links}
+        problems.append(
+            f"{len(missing_links)} link row(s) missing (from {len(sources)} page(s)): "
+            + _examples(missing_links)
+        )
+    if extra_links := rows.keys() - plan.expected_links:
+        problems.append(f"{len(extra_links)} unexpected link row(s): {_examples(extra_links)}")
+    if repeated := {row: n for row, n in rows.items() if n > 1}:
+        problems.append(f"{len(repeated)} link row(s) stored more than once: {_examples(repeated)}")
+    if nofollow := sum(1 for *_, flag in links if flag):
+        problems.append(f"{nofollow} link row(s) with nofollow=1 (the site has none)")
+
+
+def verify_requests(stats: dict[str, Any], plan: SitePlan, result: RoundResult) -> None:
+    """Each page and robots.txt requested once, nothing else requested."""
+    expected = len(plan.targets) + 1  # + robots.txt
+    if stats["requests"] != expected:
+        result.problems.append(
+            f"server saw {stats['requests']} requests, expected {expected} (pages + robots.txt)"
+        )
+    if stats["repeated"]:
+        result.problems.append(
+            f"{stats['repeated']} target(s) requested more than once: "
+            + _examples(list(stats["repeated_targets"].items()))
+        )
+    if stats["not_found"]:
+        result.problems.append(
+            f"{stats['not_found']} request(s) for targets the site does not have: "
+            + _examples(stats["not_found_targets"])
+        )
+
+
+# --------------------------------------------------------------------------- report
+
+Column = tuple[str, str, Callable[[RoundResult], float]]
+COLUMNS: tuple[Column, ...] = (
+    ("seconds", "{:.2f}", lambda r: r.seconds),
+    ("pages/s", "{:.1f}", lambda r: r.pages_per_second),
+    ("CPU s", "{:.2f}", lambda r: r.cpu_seconds),
+    ("CPU ms/page", "{:.2f}", lambda r: r.cpu_ms_per_page),
+    ("peak RSS MB", "{:.1f}", lambda r: r.peak_rss_mb),
+    ("main CPU s", "{:.2f}", lambda r: r.main_cpu_seconds),
+    ("tree RSS MB", "{:.1f}", lambda r: r.tree_rss_mb),
+    ("tree PSS MB", "{:.1f}", lambda r: r.tree_pss_mb),
+    ("procs", "{:.0f}", lambda r: r.tree_processes),
+    ("server CPU s", "{:.2f}", lambda r: r.server_cpu_seconds),
+    ("other CPU s", "{:.2f}", lambda r: r.other_cpu_seconds),
+    ("wait4 RSS MB", "{:.1f}", lambda r: r.wait4_maxrss_mb),
+)
+
+
+def format_table(results: Sequence[RoundResult]) -> str:
+    """One aligned line per round, then the median of each column."""
+    lines = [["round", *(name for name, _, _ in COLUMNS), "check"]]
+    for result in results:
+        values = [fmt.format(value(result)) for _, fmt, value in COLUMNS]
+        lines.append([str(result.round), *values, "ok" if result.ok else "FAIL"])
+    medians = [
+        fmt.format(statistics.median(value(r) for r in results)) for _, fmt, value in COLUMNS
+    ]
+    lines.append(["median", *medians, "ok" if all(r.ok for r in results) else "FAIL"])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    last = len(widths) - 1
+    return "\n".join(
+        "  ".join(
+            cell.ljust(width) if i in (0, last) else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
+        for line in lines
+    )
+
+
+LEGEND = """\
+seconds      wall time of `python -m crawler`, spawn to exit (start-up and pool included)
+pages/s      pages rows / seconds
+CPU s        user+sys of the crawler's whole process tree (main, forkserver, parse workers)
+CPU ms/page  CPU s per pages row
+peak RSS MB  peak RSS (VmHWM) of the crawler process, polled from /proc every 50 ms
+main CPU s   user+sys of the crawler process alone (event loop, fetching, SQLite)
+tree RSS MB  peak of the summed RSS of the process tree, polled every 50 ms (over-counts shared)
+tree PSS MB  peak of the summed PSS of the process tree (shared pages split between processes)
+procs        most processes alive in the tree at once
+server CPU s CPU of the benchmark server during the round (it shares the machine's CPUs)
+other CPU s  CPU the rest of the machine used during the round (/proc/stat busy time minus the
+             crawler tree, the server and this process): well above 0, the timings are noisy
+wait4 RSS MB ru_maxrss from wait4: Linux folds in the RSS high-water mark of the image the child
+             had before exec, i.e. of this benchmark process, so it is only an upper bound
+check        ok: pages, links and requests exactly as planned"""
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.crawl",
+        description="Time `python -m crawler` on a generated local site and check its database.",
+    )
+    parser.add_argument("--pages", type=int, default=DEFAULT_PAGES, help="pages in the site")
+    parser.add_argument("--rounds", type=int, default=3, help="crawls, each on a fresh database")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="crawler --workers (default: the crawler's)"
+    )
+    parser.add_argument("--concurrency", type=int, default=64, help="crawler --concurrency")
+    parser.add_argument("--per-host", type=int, default=32, help="crawler --per-host")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="site generator seed")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the work directory (seed file, databases, logs)"
+    )
+    args = parser.parse_args(argv)
+    if args.pages < 1 or args.rounds < 1:
+        parser.error("--pages and --rounds must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    subreaper = become_subreaper()
+    workdir = Path(tempfile.mkdtemp(prefix="crawler-bench-"))
+    server = BenchServer(args.pages, args.seed)
+    keep = args.keep
+    try:
+        plan = plan_site(args.pages, server.port, args.seed)
+        check_plan(plan)
+        (workdir / "seed.txt").write_text(plan.seed_url + "\n")
+        workers = args.workers if args.workers is not None else f"default ({os.cpu_count()} CPUs)"
+        print(
+            f"site: {len(plan.targets)} pages, {len(plan.expected_links)} links rows expected, "
+            f"server {plan.base} (pid {server.process.pid})"
+        )
+        print(
+            f"crawler: --per-host {args.per_host} --concurrency {args.concurrency} "
+            f"--workers {workers}; Python {platform.python_version()}, {os.cpu_count()} CPUs"
+            + ("" if subreaper else "; not a subreaper: orphaned workers' CPU may be missing"),
+            flush=True,
+        )
+        results = []
+        for number in range(1, args.rounds + 1):
+            result = run_round(number, args, server, plan, workdir)
+            results.append(result)
+            print(
+                f"  round {number}: {result.seconds:.2f} s, {result.pages} pages, "
+                + ("ok" if result.ok else "FAIL"),
+                flush=True,
+            )
+        print()
+        print(format_table(results))
+        print()
+        print(LEGEND)
+        failed = [r for r in results if not r.ok]
+        for result in failed:
+            print(f"\nround {result.round} FAILED:")
+            for problem in result.problems:
+                print(f"  - {problem}")
+        keep = keep or bool(failed)
+        if keep:
+            print(f"\nwork directory kept: {workdir}")
+        return 1 if failed else 0
+    finally:
+        server.close()
+        if not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
