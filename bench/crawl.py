@@ -29,6 +29,10 @@ page URLs, all status 200 with no error; the ``links`` rows are exactly the expe
 (src, dst, tag) rows (so their count equals the expected total); and, from the server's
 counters, each page and robots.txt was requested exactly once and nothing else was requested.
 
+The crawler is imported the usual way (the installed, usually editable, package); set
+``PYTHONPATH`` to a checkout (``git archive REV | tar -x -C DIR``) to benchmark a fixed revision
+while the working tree changes. The header names the code that was used.
+
 ``--per-host 32 --concurrency 64`` by default: the site is a single host, so ``per_host`` is the
 cap that binds (the crawler's default of 8 in flight to one host would measure politeness, not
 throughput); 32 requests in flight over loopback keep the fetcher and the parse workers busy,
@@ -320,6 +324,35 @@ class BenchServer:
 # --------------------------------------------------------------------------- one round
 
 
+def describe_crawler(workdir: Path) -> str:
+    """Where the crawler subprocess imports ``crawler`` from, and its git revision if any.
+
+    The crawler is imported in a subprocess exactly as the rounds will (same environment and
+    working directory), so ``PYTHONPATH=/path/to/checkout`` benchmarks another checkout.
+    """
+    where = subprocess.run(
+        [sys.executable, "-c", "import crawler, os; print(os.path.dirname(crawler.__file__))"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
+    package = where.stdout.strip()
+    if where.returncode != 0 or not package:
+        return "crawler not importable: " + (where.stderr.strip().splitlines() or ["?"])[-1]
+    root = str(Path(package).parent)
+    git = ["git", "-C", root]
+    revision = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    )
+    if revision.returncode != 0:
+        return package
+    changed = subprocess.run(
+        [*git, "status", "--porcelain", "--", "crawler", "plugins"], capture_output=True, text=True
+    ).stdout.splitlines()
+    state = f"{len(changed)} uncommitted change(s) in crawler/ or plugins/" if changed else "clean"
+    return f"{package} (git {revision.stdout.strip()}, {state})"
+
+
 def crawler_command(seed_file: Path, db: Path, args: argparse.Namespace) -> list[str]:
     command = [sys.executable, "-m", "crawler", str(seed_file), "--quiet", "--db", str(db)]
     command += ["--per-host", str(args.per_host), "--concurrency", str(args.concurrency)]
@@ -570,6 +603,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"site: {len(plan.targets)} pages, {len(plan.expected_links)} links rows expected, "
             f"server {plan.base} (pid {server.process.pid})"
         )
+        print(f"crawler code: {describe_crawler(workdir)}")
         print(
             f"crawler: --per-host {args.per_host} --concurrency {args.concurrency} "
             f"--workers {workers}; Python {platform.python_version()}, {os.cpu_count()} CPUs"

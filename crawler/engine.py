@@ -53,6 +53,7 @@ class CrawlStats:
     status_classes: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
     internal_errors: int = 0
+    spilled_urls: int = 0
     started_at: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
     interrupted: bool = False
@@ -108,6 +109,7 @@ class Crawler:
             robots=self.robots,
             on_blocked=self._blocked,
             on_queue=storage.queue_url,
+            loader=storage.load_queue,
         )
         self.stats = CrawlStats()
         self.saved = saved
@@ -120,13 +122,13 @@ class Crawler:
 
     async def run(self) -> CrawlStats:
         if self.saved is not None:
-            self.frontier.restore(self.saved.seen, self.saved.queued)
+            self.frontier.restore(self.saved.seen, self.saved.queued, self.saved.next_seq)
         new_seeds = sum(self.frontier.add(seed, 0) for seed in self.seeds)
         self.storage.set_meta({"scope": self.config.scope, "seeds": self.seeds})
         if self.saved is not None and self.progress is not None:
             self.progress.note(
                 f"resuming {self.config.db}: {self.saved.pages} pages saved, "
-                f"{len(self.saved.queued)} queued, {new_seeds} new seeds"
+                f"{self.saved.queued_total} queued, {new_seeds} new seeds"
             )
         if self.saved is not None:
             reason = self._nothing_to_resume()
@@ -155,6 +157,7 @@ class Crawler:
                 raise self.fatal
         finally:
             self.stats.finished_at = time.monotonic()
+            self.stats.spilled_urls = self.frontier.spills
             if self.progress is not None:
                 self.progress.stop()
         return self.stats

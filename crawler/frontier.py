@@ -17,7 +17,7 @@ import contextlib
 import heapq
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
@@ -26,6 +26,23 @@ from crawler.robots import RobotsCache
 from crawler.urls import fingerprint, host_key
 
 TaskKind = Literal["page", "robots"]
+
+# URLs kept in memory per host, and in all; the rest wait on disk (the frontier table) and are
+# loaded a batch at a time when their host runs dry, so memory stays flat as the queue grows.
+HOST_MEMORY_QUEUE = 1000
+MEMORY_QUEUE = 50_000
+
+QueueWriter = Callable[[str, int, str, int], None]
+QueueLoader = Callable[[str, int, int], Awaitable[list[tuple[str, int, int]]]]
+
+
+@dataclass(slots=True)
+class Spill:
+    """A host whose queue continues on disk from sequence number ``from_seq`` on."""
+
+    from_seq: int
+    count: int = 0
+    generation: int = 0
 
 
 @dataclass(slots=True)
@@ -91,17 +108,28 @@ class MemoryFrontier:
         delay: float,
         robots: RobotsCache,
         on_blocked: Callable[[Task], None] | None = None,
-        on_queue: Callable[[str, int], None] | None = None,
+        on_queue: QueueWriter | None = None,
+        loader: QueueLoader | None = None,
         clock: Callable[[], float] = time.monotonic,
+        host_memory_queue: int | None = None,
+        memory_queue: int | None = None,
     ) -> None:
         self.per_host = per_host
         self.delay = delay
         self.robots = robots
         self.on_blocked = on_blocked
         self.on_queue = on_queue
+        self.loader = loader
         self.clock = clock
+        self.host_memory_queue = host_memory_queue or HOST_MEMORY_QUEUE
+        self.memory_queue = memory_queue or MEMORY_QUEUE
         self._seen: set[int] = set()
         self._queues: dict[str, deque[Task]] = {}
+        self._spills: dict[str, Spill] = {}
+        self._spilled = 0
+        self._next_seq = 0
+        self.spills = 0
+        self.refills = 0
         self._slots: dict[str, HostSlot] = {}
         self._ready = ReadyHeap()
         self._delayed: list[tuple[float, int, Task]] = []
@@ -118,16 +146,72 @@ class MemoryFrontier:
         if fp in self._seen:
             return False
         self._seen.add(fp)
+        host = host_key(url)
+        seq = self._next_seq
+        self._next_seq += 1
         if self.on_queue is not None:
-            self.on_queue(url, depth)
-        self._enqueue(Task(url, depth, host_key(url)))
+            self.on_queue(url, depth, host, seq)
+        if self.loader is not None and self._must_spill(host):
+            self._spill(host, seq)
+        else:
+            self._enqueue(Task(url, depth, host))
         return True
 
-    def restore(self, seen: Iterable[int], queued: Iterable[tuple[str, int]]) -> None:
-        """Take up a saved crawl: its seen set and the URLs it still had to fetch."""
+    def _must_spill(self, host: str) -> bool:
+        if host in self._spills or self._queued >= self.memory_queue:
+            return True
+        queue = self._queues.get(host)
+        return queue is not None and len(queue) >= self.host_memory_queue
+
+    def _spill(self, host: str, seq: int) -> None:
+        """Leave the URL numbered ``seq`` on disk only; its host loads it when it runs dry."""
+        spill = self._spills.get(host)
+        if spill is None:
+            spill = self._spills[host] = Spill(seq)
+        spill.count += 1
+        spill.generation += 1
+        self.spills += 1
+        self._spilled += 1
+        self._unfinished += 1
+        self._schedule(host)
+        self._wakeup.set()
+
+    def restore(self, seen: Iterable[int], queued: Mapping[str, int], next_seq: int) -> None:
+        """Take up a saved crawl: its seen set, and how many URLs each host still has queued.
+
+        The queued URLs stay on disk; each host loads them a batch at a time.
+        """
         self._seen.update(seen)
-        for url, depth in queued:
-            self._enqueue(Task(url, depth, host_key(url)))
+        self._next_seq = max(self._next_seq, next_seq)
+        for host, count in queued.items():
+            if count:
+                self._spills[host] = Spill(0, count)
+                self._spilled += count
+                self._unfinished += count
+                self._schedule(host)
+        self._wakeup.set()
+
+    async def _refill(self, host: str) -> None:
+        """Load the next batch of ``host``'s queue from disk into memory."""
+        spill = self._spills[host]
+        assert self.loader is not None
+        generation = spill.generation
+        room = max(10, min(self.host_memory_queue, self.memory_queue - self._queued))
+        rows = await self.loader(host, spill.from_seq, room)
+        self.refills += 1
+        for url, depth, _ in rows:
+            self._enqueue(Task(url, depth, host), counted=True)
+        spill.count -= len(rows)
+        self._spilled -= len(rows)
+        if rows:
+            spill.from_seq = rows[-1][2] + 1
+        if spill.generation == generation and (spill.count <= 0 or not rows):
+            # The host's whole queue is in memory now. A count left over would be work that
+            # is not on disk; dropping it from the books lets the crawl finish.
+            del self._spills[host]
+            self._spilled -= spill.count
+            self._unfinished -= spill.count
+        self._schedule(host)
 
     def add_many(self, items: Iterable[tuple[str, int]]) -> int:
         return sum(self.add(url, depth) for url, depth in items)
@@ -152,7 +236,7 @@ class MemoryFrontier:
         self._unfinished += 1
         self._wakeup.set()
 
-    def _enqueue(self, task: Task, *, front: bool = False) -> None:
+    def _enqueue(self, task: Task, *, front: bool = False, counted: bool = False) -> None:
         queue = self._queues.get(task.host)
         if queue is None:
             queue = self._queues[task.host] = deque()
@@ -161,7 +245,8 @@ class MemoryFrontier:
         else:
             queue.append(task)
         self._queued += 1
-        self._unfinished += 1
+        if not counted:
+            self._unfinished += 1
         self._schedule(task.host)
         self._wakeup.set()
 
@@ -176,7 +261,7 @@ class MemoryFrontier:
     def _schedule(self, host: str) -> None:
         """(Re)place ``host`` on the ready heap if it has work and a free slot."""
         slot = self.slot(host)
-        if self._queues.get(host) and slot.has_capacity():
+        if (self._queues.get(host) or host in self._spills) and slot.has_capacity():
             self._ready.push(host, slot.ready_at())
         else:
             self._ready.discard(host)
@@ -195,7 +280,11 @@ class MemoryFrontier:
             self._promote_due(now)
             top = self._ready.peek()
             if top is not None and top[0] <= now:
-                task = self._take(top[1], now)
+                host = top[1]
+                if not self._queues.get(host) and host in self._spills:
+                    await self._refill(host)
+                    continue
+                task = self._take(host, now)
                 if task is not None:
                     return task
                 continue
@@ -258,7 +347,11 @@ class MemoryFrontier:
 
     @property
     def queued(self) -> int:
-        return self._queued + len(self._delayed)
+        return self._queued + self._spilled + len(self._delayed)
+
+    @property
+    def in_memory(self) -> int:
+        return self._queued
 
     @property
     def seen_count(self) -> int:
@@ -272,6 +365,7 @@ class MemoryFrontier:
         state = " stopped" if self._stopped else ""
         return (
             f"<MemoryFrontier seen={len(self._seen)} queued={self._queued} "
+            f"on_disk={self._spilled} "
             f"delayed={len(self._delayed)} unfinished={self._unfinished} "
             f"hosts={len(self._slots)} ready={len(self._ready)}{state}>"
         )

@@ -58,8 +58,9 @@ CREATE TABLE IF NOT EXISTS robots(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS frontier(
     fp INTEGER PRIMARY KEY, url TEXT NOT NULL, depth INTEGER NOT NULL,
-    state INTEGER NOT NULL DEFAULT 0
+    state INTEGER NOT NULL DEFAULT 0, host TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS frontier_queue ON frontier(host, seq) WHERE state = 0;
 """
 
 QUEUED, DONE = 0, 1
@@ -67,10 +68,7 @@ QUEUED, DONE = 0, 1
 
 def _migrate_1_to_2(db: sqlite3.Connection) -> None:
     """Version 1 had no frontier: every saved page becomes a done frontier entry."""
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS frontier(fp INTEGER PRIMARY KEY, url TEXT NOT NULL, "
-        "depth INTEGER NOT NULL, state INTEGER NOT NULL DEFAULT 0)"
-    )
+    db.executescript(SCHEMA)
     rows = db.execute("SELECT url, coalesce(depth, 0) FROM pages").fetchall()
     db.executemany(
         "INSERT OR IGNORE INTO frontier(fp, url, depth, state) VALUES (?, ?, ?, 1)",
@@ -159,7 +157,9 @@ INSERT_ROBOTS = _insert("robots", RobotsRow, "INSERT OR REPLACE")
 
 
 INSERT_META = "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)"
-INSERT_FRONTIER = "INSERT OR IGNORE INTO frontier(fp, url, depth, state) VALUES (?, ?, ?, 0)"
+INSERT_FRONTIER = (
+    "INSERT OR IGNORE INTO frontier(fp, url, depth, state, host, seq) VALUES (?, ?, ?, 0, ?, ?)"
+)
 MARK_DONE = (
     "INSERT INTO frontier(fp, url, depth, state) VALUES (?, ?, ?, 1) "
     "ON CONFLICT(fp) DO UPDATE SET state = 1"
@@ -171,12 +171,20 @@ class SavedFrontier:
     """What a database says about its crawl, for ``--resume``."""
 
     seen: list[int]
-    queued: list[tuple[str, int]]
+    queued: dict[str, int]  # host -> URLs still queued
+    next_seq: int
     pages: int
     meta: dict[str, str]
 
+    @property
+    def queued_total(self) -> int:
+        return sum(self.queued.values())
+
     def __repr__(self) -> str:
-        return f"<SavedFrontier seen={len(self.seen)} queued={len(self.queued)} pages={self.pages}>"
+        return (
+            f"<SavedFrontier seen={len(self.seen)} queued={self.queued_total} "
+            f"hosts={len(self.queued)} pages={self.pages}>"
+        )
 
 
 class CrawlLock:
@@ -311,18 +319,32 @@ class Storage:
     # -- crawl state -----------------------------------------------------------------------
 
     async def load_frontier(self) -> SavedFrontier:
-        """The seen set, the URLs still queued, the pages saved, and the crawl's settings."""
+        """The seen set, how many URLs each host has queued, and the crawl's settings."""
         await self.flush()
         seen: list[int] = []
-        queued: list[tuple[str, int]] = []
-        async with self._db.execute("SELECT fp, url, depth, state FROM frontier") as cur:
-            async for fp, url, depth, state in cur:
+        async with self._db.execute("SELECT fp FROM frontier") as cur:
+            async for (fp,) in cur:
                 seen.append(fp)
-                if state == QUEUED:
-                    queued.append((url, depth))
+        async with self._db.execute(
+            "SELECT host, count(*) FROM frontier WHERE state = 0 GROUP BY host"
+        ) as cur:
+            queued = {str(host): int(n) for host, n in await cur.fetchall()}
+        async with self._db.execute("SELECT coalesce(max(seq), -1) + 1 FROM frontier") as cur:
+            row = await cur.fetchone()
         async with self._db.execute("SELECT key, value FROM meta") as cur:
             meta = {str(k): str(v) for k, v in await cur.fetchall()}
-        return SavedFrontier(seen, queued, await self.count("pages"), meta)
+        next_seq = int(row[0]) if row else 0
+        return SavedFrontier(seen, queued, next_seq, await self.count("pages"), meta)
+
+    async def load_queue(self, host: str, from_seq: int, limit: int) -> list[tuple[str, int, int]]:
+        """Up to ``limit`` URLs ``host`` still has queued, from sequence ``from_seq`` on."""
+        await self.flush()
+        async with self._db.execute(
+            "SELECT url, depth, seq FROM frontier WHERE state = 0 AND host = ? AND seq >= ? "
+            "ORDER BY seq LIMIT ?",
+            (host, from_seq, limit),
+        ) as cur:
+            return [(str(u), int(d), int(q)) for u, d, q in await cur.fetchall()]
 
     def set_meta(self, values: dict[str, Any]) -> None:
         """Crawl settings kept with the crawl (written with the next batch)."""
@@ -331,9 +353,9 @@ class Storage:
 
     # -- buffered writes -----------------------------------------------------------------
 
-    def queue_url(self, url: str, depth: int) -> None:
+    def queue_url(self, url: str, depth: int, host: str, seq: int) -> None:
         """A URL joined the frontier (written with the page whose links found it)."""
-        self._add(INSERT_FRONTIER, [(fingerprint(url), url, depth)])
+        self._add(INSERT_FRONTIER, [(fingerprint(url), url, depth, host, seq)])
 
     def mark_done(self, url: str, depth: int) -> None:
         """A URL needs no more work although it has no page row (robots.txt disallows it)."""

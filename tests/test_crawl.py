@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
+import pytest
 from aiohttp import web
+
+import crawler.frontier as frontier_module
 
 from tests.conftest import RunCrawl
 from tests.site import Reply, Site, SiteFactory, page_html, unused_port
@@ -469,3 +473,27 @@ async def test_parsing_in_worker_processes(site: Site, run_crawl: RunCrawl) -> N
     assert len(pages) == 31
     assert pages[site.url("/7")]["title"] == "page 7"
     assert len(result.links()) == 60
+
+
+async def test_queue_spills_to_disk_and_comes_back(
+    site: Site, make_site: SiteFactory, run_crawl: RunCrawl, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = await make_site()
+    for s in (site, other):
+        s.add_page("/", links=[f"/s{i}" for i in range(40)] + [other.url("/")])
+        for i in range(40):
+            s.add_page(f"/s{i}", links=[f"/s{i}/{j}" for j in range(5)])
+            for j in range(5):
+                s.add_page(f"/s{i}/{j}", links=["/", f"/s{(i + 1) % 40}"])
+    expected = await run_crawl([site.url()], scope="any")
+    site.requests.clear()
+    other.requests.clear()
+    monkeypatch.setattr(frontier_module, "HOST_MEMORY_QUEUE", 3)
+    monkeypatch.setattr(frontier_module, "MEMORY_QUEUE", 5)
+    spilled = await run_crawl([site.url()], scope="any")
+    assert len(expected.pages()) == 2 * 241
+    assert set(spilled.pages()) == set(expected.pages())
+    assert expected.stats.spilled_urls == 0 and spilled.stats.spilled_urls > 300
+    assert spilled.rows("SELECT count(*) FROM frontier WHERE state = 0")[0][0] == 0
+    for s in (site, other):
+        assert all(n == 1 for n in Counter(s.paths).values())
