@@ -25,27 +25,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, Literal, NoReturn, get_args
+from typing import Any, Final, Literal, NoReturn
 
 import yarl
 
 from crawler.errors import ConfigError, SeedError
-from crawler.urls import normalize_url
+from crawler.urls import SCOPE_MODES, ScopeMode, normalize_url
 
 __all__ = [
     "CONFIG_FILE_NAME",
     "CONFIG_KEYS",
     "DEFAULT_USER_AGENT",
-    "SCOPES",
     "Config",
-    "Scope",
     "load_config",
     "parse_args",
     "read_seeds",
 ]
 
-Scope = Literal["host", "domain", "any"]
-SCOPES: Final[tuple[str, ...]] = get_args(Scope)
 DEFAULT_USER_AGENT: Final = "crawler/0.1 (+https://github.com/crawler/crawler)"
 CONFIG_FILE_NAME: Final = "config.toml"
 
@@ -84,7 +80,7 @@ class Config:
     concurrency: int = 32
     per_host: int = 8
     delay: float = 0.0
-    scope: Scope = "host"
+    scope: ScopeMode = "host"
     plugins: tuple[str, ...] = ()
     images: Path | None = None
     resume: bool = False
@@ -225,8 +221,8 @@ def _convert(name: str, value: Any) -> Any:
                 raise _Invalid(f"must not be empty, {got}")
             return Path(value)
         case "scope":
-            if value not in SCOPES:
-                allowed = ", ".join(repr(scope) for scope in SCOPES)
+            if value not in SCOPE_MODES:
+                allowed = ", ".join(repr(scope) for scope in SCOPE_MODES)
                 raise _Invalid(f"must be one of {allowed}, {got}")
             return value
         case "plugins":
@@ -309,7 +305,7 @@ def _build_parser() -> _ArgumentParser:
     )
     add(
         "--scope",
-        metavar="{" + ",".join(SCOPES) + "}",
+        metavar="{" + ",".join(SCOPE_MODES) + "}",
         help=f"links to follow: seed hosts, their domains, or any (default: {defaults.scope})",
     )
     add(
@@ -383,17 +379,24 @@ def _resolve(path: Path, cwd: Path | None) -> Path:
     return path if cwd is None or path.is_absolute() else cwd / path
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_text(path: Path, what: str) -> str:
+    """The UTF-8 text of ``path`` (a BOM is fine); ConfigError naming ``what`` and the path."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"{what} not found: {path}") from None
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not valid UTF-8 (bad byte at offset {exc.start})") from None
+        raise ConfigError(
+            f"{what} {path} is not valid UTF-8 (bad byte at offset {exc.start})"
+        ) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    text = _read_text(path, "config file")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -502,18 +505,7 @@ def read_seeds(path: Path, *, warn: Callable[[str], None]) -> list[str]:
     and skipped. A missing, unreadable or undecodable file raises ConfigError naming it; a file
     without a single valid URL raises SeedError.
     """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"seed file not found: {path}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read seed file {path}: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"seed file {path} is not valid UTF-8 (bad byte at offset {exc.start})"
-        ) from None
+    text = _read_text(path, "seed file")
 
     seeds: dict[str, None] = {}
     bad_lines = 0

@@ -300,7 +300,7 @@ def test_non_utf8_config_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_bytes(b'user_agent = "caf\xe9"\n')
     message = config_error(tmp_path)
-    assert message.startswith(f"{path}: not valid UTF-8")
+    assert message.startswith(f"config file {path} is not valid UTF-8")
 
 
 def test_utf8_bom_is_tolerated(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ import pytest
 from aiohttp import web
 
 import crawler.frontier as frontier_module
-
 from tests.conftest import RunCrawl
 from tests.site import Reply, Site, SiteFactory, page_html, unused_port
 
