@@ -24,10 +24,10 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import astuple, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiosqlite
 
@@ -118,24 +118,21 @@ class PageRow:
     attempts: int = 1
 
 
-@dataclass(frozen=True, slots=True)
-class LinkRow:
+class LinkRow(NamedTuple):
     src_url: str
     dst_url: str
     tag: str
     nofollow: int
 
 
-@dataclass(frozen=True, slots=True)
-class RedirectRow:
+class RedirectRow(NamedTuple):
     url: str
     hop: int
     status: int
     location: str
 
 
-@dataclass(frozen=True, slots=True)
-class RobotsRow:
+class RobotsRow(NamedTuple):
     host: str
     status: int | None
     verdict: str
@@ -144,16 +141,16 @@ class RobotsRow:
     fetched_at: str
 
 
-def _insert(table: str, cls: type, verb: str = "INSERT") -> str:
-    names = [f.name for f in fields(cls)]
+def _insert(table: str, names: Sequence[str], verb: str = "INSERT") -> str:
     marks = ", ".join("?" * len(names))
     return f"{verb} INTO {table}({', '.join(names)}) VALUES ({marks})"
 
 
-INSERT_PAGE = _insert("pages", PageRow, "INSERT OR REPLACE")
-INSERT_LINK = _insert("links", LinkRow)
-INSERT_REDIRECT = _insert("redirects", RedirectRow)
-INSERT_ROBOTS = _insert("robots", RobotsRow, "INSERT OR REPLACE")
+PAGE_COLUMNS = tuple(f.name for f in fields(PageRow))
+INSERT_PAGE = _insert("pages", PAGE_COLUMNS, "INSERT OR REPLACE")
+INSERT_LINK = _insert("links", LinkRow._fields)
+INSERT_REDIRECT = _insert("redirects", RedirectRow._fields)
+INSERT_ROBOTS = _insert("robots", RobotsRow._fields, "INSERT OR REPLACE")
 
 
 INSERT_META = "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)"
@@ -362,17 +359,17 @@ class Storage:
         self._add(MARK_DONE, [(fingerprint(url), url, depth)])
 
     def add_page(self, row: PageRow) -> None:
-        self._add(INSERT_PAGE, [astuple(row)])
+        self._add(INSERT_PAGE, [tuple(getattr(row, name) for name in PAGE_COLUMNS)])
         self.mark_done(row.url, row.depth)
 
     def add_links(self, rows: Iterable[LinkRow]) -> None:
-        self._add(INSERT_LINK, [astuple(r) for r in rows])
+        self._add(INSERT_LINK, list(rows))
 
     def add_redirects(self, rows: Sequence[RedirectRow]) -> None:
-        self._add(INSERT_REDIRECT, [astuple(r) for r in rows])
+        self._add(INSERT_REDIRECT, list(rows))
 
     def add_robots(self, row: RobotsRow) -> None:
-        self._add(INSERT_ROBOTS, [astuple(row)])
+        self._add(INSERT_ROBOTS, [row])
 
     def _add(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         self._pending[sql].extend(rows)
