@@ -42,36 +42,23 @@ and ``concurrency`` is set above it so that the global cap never binds before th
 from __future__ import annotations
 
 import argparse
-import ctypes
-import json
 import os
 import platform
-import resource
-import selectors
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
-import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.procs import MB, BenchServer, become_subreaper, describe_crawler, run_measured
 from bench.sitegen import DEFAULT_PAGES, DEFAULT_SEED, SitePlan, check_plan, plan_site
 
 __all__ = ["RoundResult", "main"]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-POLL_SECONDS = 0.05
-PR_SET_CHILD_SUBREAPER = 36
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-MB = 1024 * 1024
 SHOWN = 5  # examples listed per kind of problem
 
 
@@ -107,250 +94,7 @@ class RoundResult:
         return not self.problems
 
 
-# --------------------------------------------------------------------------- processes
-
-
-def become_subreaper() -> bool:
-    """Adopt orphaned descendants (Linux), so their CPU time reaches RUSAGE_CHILDREN."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """The fields of /proc/PID/stat after the command name (field 3 is index 0)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    return data[data.rindex(b")") + 2 :].decode().split()
-
-
-def descendants(root: int) -> set[int]:
-    """``root`` and every process below it, from a scan of /proc."""
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            fields = _stat_fields(int(name))
-            if fields is not None:
-                children.setdefault(int(fields[1]), []).append(int(name))
-    tree, todo = set(), [root]
-    while todo:
-        pid = todo.pop()
-        if pid not in tree:
-            tree.add(pid)
-            todo.extend(children.get(pid, ()))
-    return tree
-
-
-def _memory_kb(pid: int) -> tuple[int, int]:
-    """(RSS, PSS) of a process in KB; (0, 0) once it is gone or a zombie."""
-    rss = pss = 0
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as f:
-            rss = int(f.read().split()[1]) * PAGE_KB
-        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
-            for line in f:
-                if line.startswith(b"Pss:"):
-                    pss = int(line.split()[1])
-                    break
-    except (OSError, ValueError, IndexError):
-        pass
-    return rss, pss
-
-
-def _high_water_kb(pid: int) -> int:
-    """VmHWM (peak RSS) of a live process in KB, 0 once it is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-class TreeSampler(threading.Thread):
-    """Polls the memory of a process tree every ``interval`` seconds, keeping the peaks."""
-
-    def __init__(self, root: int, interval: float = POLL_SECONDS) -> None:
-        super().__init__(name=f"sampler-{root}", daemon=True)
-        self.root = root
-        self.interval = interval
-        self.peak_rss_kb = 0
-        self.peak_pss_kb = 0
-        self.peak_processes = 0
-        self.root_hwm_kb = 0  # VmHWM of the root process: its own peak RSS
-        self.seen: set[int] = set()
-        self._done = threading.Event()
-
-    def sample(self) -> None:
-        self.root_hwm_kb = max(self.root_hwm_kb, _high_water_kb(self.root))
-        tree = descendants(self.root)
-        self.seen |= tree
-        memory = [_memory_kb(pid) for pid in tree]
-        self.peak_rss_kb = max(self.peak_rss_kb, sum(rss for rss, _ in memory))
-        self.peak_pss_kb = max(self.peak_pss_kb, sum(pss for _, pss in memory))
-        self.peak_processes = max(self.peak_processes, sum(1 for rss, _ in memory if rss))
-
-    def run(self) -> None:
-        while True:
-            self.sample()
-            if self._done.wait(self.interval):
-                return
-
-    def stop(self) -> None:
-        self._done.set()
-        self.join()
-
-    def __repr__(self) -> str:
-        return (
-            f"<TreeSampler root={self.root} seen={len(self.seen)} "
-            f"peak_rss={self.peak_rss_kb // 1024}MB peak_pss={self.peak_pss_kb // 1024}MB>"
-        )
-
-
-def _machine_busy_seconds() -> float:
-    """CPU seconds all CPUs of the machine spent busy since boot (/proc/stat), 0 if unknown."""
-    try:
-        with open("/proc/stat", "rb") as f:
-            fields = f.readline().split()[1:]
-    except OSError:
-        return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
-
-
-def _self_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def reap_orphans(tracked: set[int], keep: int, timeout: float = 10.0) -> None:
-    """Reap descendants adopted by this subreaper until none of ``tracked`` is left.
-
-    ``keep`` (the server) is never waited for here; it is alive for the whole benchmark.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            pid = 0
-        if pid == keep:
-            raise RuntimeError("the benchmark server exited during the crawl")
-        if pid:
-            continue
-        if not any(os.path.exists(f"/proc/{p}") for p in tracked):
-            return
-        if time.monotonic() > deadline:
-            return  # stragglers: their CPU time is missing from this round
-        time.sleep(0.01)
-
-
-# --------------------------------------------------------------------------- the server
-
-
-class BenchServer:
-    """``python -m bench.server`` as a subprocess."""
-
-    def __init__(self, pages: int, seed: int) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bench.server",
-                "--pages",
-                str(pages),
-                "--port",
-                "0",
-                "--seed",
-                str(seed),
-                "--parent-stdin",
-            ],
-            cwd=REPO_ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        self.port = self._read_port(timeout=120)
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    def _read_port(self, timeout: float) -> int:
-        assert self.process.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
-            if not selector.select(timeout):
-                self.close()
-                raise RuntimeError(f"bench.server printed no port within {timeout} s")
-        line = self.process.stdout.readline()
-        if not line.strip().isdigit():
-            self.close()
-            raise RuntimeError(f"bench.server did not start (first line: {line!r})")
-        return int(line)
-
-    def _get(self, target: str) -> dict[str, Any]:
-        with urllib.request.urlopen(self.base + target, timeout=10) as answer:
-            data: dict[str, Any] = json.load(answer)
-        return data
-
-    def reset(self) -> None:
-        self._get("/__bench/reset")
-
-    def stats(self) -> dict[str, Any]:
-        return self._get("/__bench/stats")
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def __repr__(self) -> str:
-        return f"<BenchServer pid={self.process.pid} port={getattr(self, 'port', None)}>"
-
-
 # --------------------------------------------------------------------------- one round
-
-
-def describe_crawler(workdir: Path) -> str:
-    """Where the crawler subprocess imports ``crawler`` from, and its git revision if any.
-
-    The crawler is imported in a subprocess exactly as the rounds will (same environment and
-    working directory), so ``PYTHONPATH=/path/to/checkout`` benchmarks another checkout.
-    """
-    where = subprocess.run(
-        [sys.executable, "-c", "import crawler, os; print(os.path.dirname(crawler.__file__))"],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-    )
-    package = where.stdout.strip()
-    if where.returncode != 0 or not package:
-        return "crawler not importable: " + (where.stderr.strip().splitlines() or ["?"])[-1]
-    root = str(Path(package).parent)
-    git = ["git", "-C", root]
-    revision = subprocess.run(
-        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    )
-    if revision.returncode != 0:
-        return package
-    changed = subprocess.run(
-        [*git, "status", "--porcelain", "--", "crawler", "plugins"], capture_output=True, text=True
-    ).stdout.splitlines()
-    state = f"{len(changed)} uncommitted change(s) in crawler/ or plugins/" if changed else "clean"
-    return f"{package} (git {revision.stdout.strip()}, {state})"
 
 
 def crawler_command(seed_file: Path, db: Path, args: argparse.Namespace) -> list[str]:
@@ -372,52 +116,36 @@ def run_round(
 
     server.reset()
     server_cpu_before = float(server.stats()["cpu_seconds"])
-    children_cpu_before = _children_cpu()
-    machine_before, self_before = _machine_busy_seconds(), _self_cpu()
-    with open(log_path, "wb") as log:
-        start = time.perf_counter()
-        process = subprocess.Popen(
-            crawler_command(seed_file, db, args),
-            cwd=workdir,  # no ./config.toml there: the crawler's defaults plus our flags
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        sampler = TreeSampler(process.pid)
-        sampler.start()
-        # Wait for the exit without reaping, so that /proc still has the zombie's own times.
-        os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
-        seconds = time.perf_counter() - start
-        machine_busy = _machine_busy_seconds() - machine_before
-        bench_cpu = _self_cpu() - self_before
-    sampler.stop()
-    fields = _stat_fields(process.pid) or ["0"] * 20
-    main_cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    reap_orphans(sampler.seen - {process.pid}, keep=server.process.pid)
-    cpu = _children_cpu() - children_cpu_before
+    run = run_measured(
+        crawler_command(seed_file, db, args),
+        cwd=workdir,  # no ./config.toml there: the crawler's defaults plus our flags
+        log_path=log_path,
+        keep=server.process.pid,
+    )
     server_stats = server.stats()
     server_cpu = float(server_stats["cpu_seconds"]) - server_cpu_before
 
+    sampler = run.sampler
     result = RoundResult(
         round=number,
-        exit_code=process.returncode,
-        seconds=seconds,
+        exit_code=run.exit_code,
+        seconds=run.seconds,
         pages=0,
-        cpu_seconds=cpu,
-        main_cpu_seconds=main_cpu,
+        cpu_seconds=run.cpu_seconds,
+        main_cpu_seconds=run.main_cpu_seconds,
         peak_rss_mb=sampler.root_hwm_kb * 1024 / MB,
-        wait4_maxrss_mb=usage.ru_maxrss * 1024 / MB,
+        wait4_maxrss_mb=run.wait4_maxrss_kb * 1024 / MB,
         tree_rss_mb=sampler.peak_rss_kb * 1024 / MB,
         tree_pss_mb=sampler.peak_pss_kb * 1024 / MB,
         tree_processes=sampler.peak_processes,
         server_cpu_seconds=server_cpu,
         # Slightly off: the tree's CPU is counted to its last reaped process, not to its exit.
-        other_cpu_seconds=max(0.0, machine_busy - cpu - server_cpu - bench_cpu),
+        other_cpu_seconds=max(
+            0.0, run.machine_busy_seconds - run.cpu_seconds - server_cpu - run.bench_cpu_seconds
+        ),
     )
-    if process.returncode != 0:
-        result.problems.append(f"crawler exited with {process.returncode}")
+    if run.exit_code != 0:
+        result.problems.append(f"crawler exited with {run.exit_code}")
     output = log_path.read_text(errors="replace").strip()
     if output:
         lines = output.splitlines()
@@ -592,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     subreaper = become_subreaper()
     workdir = Path(tempfile.mkdtemp(prefix="crawler-bench-"))
-    server = BenchServer(args.pages, args.seed)
+    server = BenchServer(["--pages", str(args.pages), "--seed", str(args.seed)])
     keep = args.keep
     try:
         plan = plan_site(args.pages, server.port, args.seed)

@@ -6,12 +6,17 @@ binds 127.0.0.1 only. The first stdout line is the port, printed once the site i
 the socket is accepting; the server runs until SIGTERM or SIGINT (or, with ``--parent-stdin``,
 until its stdin reaches end of file: the parent went away).
 
+With ``--fanout K`` it serves instead the endless site of :mod:`bench.treesite` (for the memory
+benchmark): pages ``/n/<i>`` of 2-3 KB linking to their K children and their parent, rendered
+on request (``--pages`` is then ignored).
+
 Bodies are sent uncompressed: on a loopback interface compression would only cost CPU on both
 sides. Unknown targets answer 404. Two private targets, never linked from the site, let the
 benchmark see what the crawler asked for:
 
 - ``GET /__bench/stats``: JSON with the requests since the last reset (total, by status, the
-  targets asked more than once, the ones that 404ed) and the server's CPU seconds so far;
+  targets asked more than once, the ones that 404ed, the wall-clock times of the first and the
+  last) and the server's CPU seconds so far;
 - ``GET /__bench/reset``: clears the request counters.
 """
 
@@ -31,8 +36,9 @@ import uvloop
 from aiohttp import web
 
 from bench.sitegen import DEFAULT_PAGES, DEFAULT_SEED, content_type, plan_site, render_site
+from bench.treesite import ROBOTS_TXT, TreeSite, node_of
 
-__all__ = ["SiteServer", "main"]
+__all__ = ["SiteServer", "TreeServer", "main"]
 
 STATS_TARGET = "/__bench/stats"
 RESET_TARGET = "/__bench/reset"
@@ -46,21 +52,37 @@ class SiteServer:
         self.types = {target: content_type(target) for target in files}
         self.requests: Counter[str] = Counter()
         self.not_found: Counter[str] = Counter()
+        self.first_request_at: float | None = None  # time.time() of the first request counted
+        self.last_request_at: float | None = None
+
+    def lookup(self, target: str) -> tuple[bytes, str] | None:
+        """(body, Content-Type) of a request target, or None when the site does not have it."""
+        body = self.files.get(target)
+        return None if body is None else (body, self.types[target])
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         target = request.raw_path  # path and query, as sent
-        body = self.files.get(target)
-        if body is not None:
+        found = self.lookup(target)
+        if found is not None:
+            self._count()
             self.requests[target] += 1
-            return web.Response(body=body, headers={"Content-Type": self.types[target]})
+            body, kind = found
+            return web.Response(body=body, headers={"Content-Type": kind})
         if target == STATS_TARGET:
             return web.json_response(self.stats())
         if target == RESET_TARGET:
             self.requests.clear()
             self.not_found.clear()
+            self.first_request_at = self.last_request_at = None
             return web.json_response({"reset": True})
+        self._count()
         self.not_found[target] += 1
         return web.Response(status=404, text="not found\n")
+
+    def _count(self) -> None:
+        self.last_request_at = time.time()
+        if self.first_request_at is None:
+            self.first_request_at = self.last_request_at
 
     def stats(self) -> dict[str, object]:
         repeated = {t: n for t, n in self.requests.items() if n > 1}
@@ -72,12 +94,36 @@ class SiteServer:
             "not_found_targets": sorted(self.not_found)[:50],
             "repeated": len(repeated),
             "repeated_targets": dict(sorted(repeated.items())[:50]),
+            "first_request_at": self.first_request_at,
+            "last_request_at": self.last_request_at,
             "cpu_seconds": time.process_time(),
         }
 
     def __repr__(self) -> str:
         return (
             f"<SiteServer files={len(self.files)} requests={self.requests.total()} "
+            f"not_found={self.not_found.total()}>"
+        )
+
+
+class TreeServer(SiteServer):
+    """Serves the endless tree site of :mod:`bench.treesite`, rendering pages on request."""
+
+    HTML = content_type("/n/0")
+
+    def __init__(self, site: TreeSite) -> None:
+        super().__init__({"/robots.txt": ROBOTS_TXT})
+        self.site = site
+
+    def lookup(self, target: str) -> tuple[bytes, str] | None:
+        index = node_of(target)
+        if index is None:
+            return super().lookup(target)
+        return self.site.page(index), self.HTML
+
+    def __repr__(self) -> str:
+        return (
+            f"<TreeServer fanout={self.site.fanout} requests={self.requests.total()} "
             f"not_found={self.not_found.total()}>"
         )
 
@@ -91,9 +137,19 @@ def bind(port: int) -> socket.socket:
     return sock
 
 
-async def serve(sock: socket.socket, pages: int, seed: int, *, watch_stdin: bool = False) -> None:
+async def serve(
+    sock: socket.socket,
+    pages: int,
+    seed: int,
+    *,
+    watch_stdin: bool = False,
+    fanout: int | None = None,
+) -> None:
     port = sock.getsockname()[1]
-    site = SiteServer(render_site(plan_site(pages, port, seed)))
+    if fanout is None:
+        site = SiteServer(render_site(plan_site(pages, port, seed)))
+    else:
+        site = TreeServer(TreeSite(fanout, seed))
     server = web.Server(site.handle, access_log=None)
     runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
@@ -121,14 +177,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="site generator seed")
     parser.add_argument(
+        "--fanout",
+        type=int,
+        default=None,
+        metavar="K",
+        help="serve the endless tree site of bench.treesite, K new links per page, instead",
+    )
+    parser.add_argument(
         "--parent-stdin",
         action="store_true",
         help="also stop when stdin reaches end of file (the parent's pipe closed)",
     )
     args = parser.parse_args(argv)
+    if args.fanout is not None and args.fanout < 1:
+        parser.error("--fanout must be at least 1")
     sock = bind(args.port)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(sock, args.pages, args.seed, watch_stdin=args.parent_stdin))
+        runner.run(
+            serve(sock, args.pages, args.seed, watch_stdin=args.parent_stdin, fanout=args.fanout)
+        )
     return 0
 
 

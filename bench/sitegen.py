@@ -48,6 +48,7 @@ __all__ = [
     "SitePlan",
     "check_plan",
     "content_type",
+    "filler_pool",
     "plan_site",
     "render_site",
 ]
@@ -205,7 +206,7 @@ def plan_site(pages: int = DEFAULT_PAGES, port: int = 8080, seed: int = DEFAULT_
     return SitePlan(base, seed, targets, tuple(all_hrefs), tuple(all_images), frozenset(expected))
 
 
-def _filler_pool(rng: random.Random, size: int = 256 * 1024) -> str:
+def filler_pool(rng: random.Random, size: int = 256 * 1024) -> str:
     words: list[str] = []
     length = 0
     while length < size:
@@ -269,7 +270,7 @@ def _render_page(plan: SitePlan, index: int, pool: str, rng: random.Random) -> b
 def render_site(plan: SitePlan) -> dict[str, bytes]:
     """Every file of the site by request target (path + query): pages, robots.txt, assets."""
     rng = random.Random(f"{plan.seed}-bodies")
-    pool = _filler_pool(rng)
+    pool = filler_pool(rng)
     files = {
         target: _render_page(plan, index, pool, random.Random(f"{plan.seed}-{index}"))
         for index, target in enumerate(plan.targets)

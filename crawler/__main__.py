@@ -43,6 +43,10 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
+def _quit_now(signum: int, frame: object) -> None:
+    os._exit(EXIT_INTERRUPTED)
+
+
 def run_async(main: Coroutine[Any, Any, int]) -> int:
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         return runner.run(main)
@@ -70,6 +74,9 @@ async def _crawl_main(config: Config, seeds: list[str]) -> int:
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
+        # From here to exit (summary, pool shutdown), Ctrl-C means "quit now".
+        signal.signal(signal.SIGINT, _quit_now)
+        signal.signal(signal.SIGTERM, _quit_now)
     progress.summary(stats, str(config.db))
     if stats.interrupted:
         progress.error(f"interrupted; continue with: {resume_command(config)}")
@@ -103,10 +110,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{config.db} already holds a crawl ({known} URLs): pass --resume to continue "
                 f"it, or start fresh with --db NEW.db or by deleting {config.db}"
             )
-        return run_async(_crawl_main(config, seeds))
+        code = run_async(_crawl_main(config, seeds))
+        if code == EXIT_INTERRUPTED:
+            # Everything is saved and closed. Leave now: a second Ctrl-C arriving during the
+            # interpreter's own shutdown would otherwise kill the process by signal.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     except (ConfigError, PluginError, StorageError) as exc:
         _error(str(exc))
         return EXIT_USAGE
+    except KeyboardInterrupt:  # Ctrl-C before the crawl's own handler was in place
+        _error("interrupted")
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

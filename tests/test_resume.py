@@ -290,3 +290,27 @@ async def test_read_only_database_is_refused_untouched(site: Site, tmp_path: Pat
         assert "read-only" in run.stderr
         assert (ro / "crawl.db").read_bytes() == before
         assert site.requests == []
+
+
+async def test_second_ctrl_c_quits_at_once_leaving_a_consistent_database(
+    site: Site, tmp_path: Path
+) -> None:
+    add_tree(site)
+    for i in range(10):
+        site.add_hang(f"/hang{i}")
+    site.add_page("/", links=["/p/0"] + [f"/hang{i}" for i in range(10)])
+    expected_pages = TREE_PAGES + 1
+    write(tmp_path / "seed.txt", site.url())
+    proc = await start_crawl(tmp_path, *CRAWL_ARGS, "--per-host", "16")
+    await wait_for_requests(site, 20, proc)
+    proc.send_signal(signal.SIGINT)
+    await asyncio.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):  # it may be done already
+        proc.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(proc.communicate(), 3)
+    assert proc.returncode == 130, err.decode()
+    assert integrity(tmp_path / "crawl.db") == "ok"
+    run = await run_cli(tmp_path, *CRAWL_ARGS, "--resume", "--timeout", "1", "--retries", "1")
+    assert run.code == 0, run.stderr
+    pages, _ = snapshot(tmp_path / "crawl.db")
+    assert len(pages) == expected_pages + 10
