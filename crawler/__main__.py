@@ -19,7 +19,7 @@ from typing import Any
 from crawler.config import Config, load_config, read_seeds
 from crawler.engine import crawl
 from crawler.errors import ConfigError, PluginError, StorageError, StorageWriteError
-from crawler.plugins import check_plugin_names
+from crawler.plugins import load_plugins
 from crawler.progress import Progress
 from crawler.storage import existing_crawl
 
@@ -77,7 +77,7 @@ async def _crawl_main(config: Config, seeds: list[str]) -> int:
         # From here to exit (summary, pool shutdown), Ctrl-C means "quit now".
         signal.signal(signal.SIGINT, _quit_now)
         signal.signal(signal.SIGTERM, _quit_now)
-    progress.summary(stats, str(config.db))
+    progress.summary(stats, str(config.db), stats.plugin_summary)
     if stats.interrupted:
         progress.error(f"interrupted; continue with: {resume_command(config)}")
         return EXIT_INTERRUPTED
@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         seeds = read_seeds(
             config.seed_file, warn=lambda msg: print(f"warning: {msg}", file=sys.stderr)
         )
-        check_plugin_names(config.plugins)
+        load_plugins(config)  # unknown names and bad settings: exit 2 before anything
         if config.resume and not config.db.exists():
             raise ConfigError(f"nothing to resume: {config.db} does not exist")
         known = existing_crawl(config.db)

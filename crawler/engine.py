@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from crawler.analyze import Analysis, analyze
@@ -21,6 +22,7 @@ from crawler.cpu import CpuPool, default_workers
 from crawler.errors import ConfigError, StorageError
 from crawler.fetcher import Fetcher, Response, retry_delay, should_retry
 from crawler.frontier import MemoryFrontier, Task
+from crawler.plugins import Plugin, load_plugins
 from crawler.progress import Progress
 from crawler.robots import RobotsCache, fetch_robots
 from crawler.storage import (
@@ -54,6 +56,8 @@ class CrawlStats:
     errors: Counter[str] = field(default_factory=Counter)
     internal_errors: int = 0
     spilled_urls: int = 0
+    plugin_errors: Counter[str] = field(default_factory=Counter)
+    plugin_summary: list[tuple[str, str]] = field(default_factory=list)
     started_at: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
     interrupted: bool = False
@@ -94,6 +98,7 @@ class Crawler:
         cpu: CpuPool,
         progress: Progress | None = None,
         saved: SavedFrontier | None = None,
+        plugins: Sequence[Plugin] = (),
     ) -> None:
         self.config = config
         self.seeds = seeds
@@ -113,6 +118,7 @@ class Crawler:
         )
         self.stats = CrawlStats()
         self.saved = saved
+        self.plugins = list(plugins)
         self._started_urls = saved.pages if saved is not None else 0
         self._handlers: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -138,6 +144,8 @@ class Crawler:
                 self.stats.finished_at = time.monotonic()
                 return self.stats
         limit = asyncio.Semaphore(self.config.concurrency)
+        for plugin in self.plugins:
+            await self._call(plugin, "open", self)
         if self.progress is not None:
             self.progress.start(self)
         try:
@@ -156,11 +164,35 @@ class Crawler:
             if self.fatal is not None:
                 raise self.fatal
         finally:
+            for plugin in self.plugins:
+                await self._call(plugin, "close")
+                try:
+                    self.stats.plugin_summary.extend(plugin.summary())
+                except Exception:
+                    self.stats.plugin_errors[plugin.name] += 1
+                    log.exception("plugin %r failed in summary()", plugin.name)
             self.stats.finished_at = time.monotonic()
             self.stats.spilled_urls = self.frontier.spills
             if self.progress is not None:
                 self.progress.stop()
         return self.stats
+
+    def request_asset(self, url: str, depth: int) -> bool:
+        """Fetch ``url`` as an asset (an image, say): recorded, not parsed, scope not applied,
+        robots.txt and politeness applied as to any request. True when it is new."""
+        return self.frontier.add(url, depth, kind="asset")
+
+    async def _call(self, plugin: Plugin, hook: str, *args: object) -> None:
+        """Run one plugin hook; an error is logged and counted, never fatal to the crawl."""
+        try:
+            await getattr(plugin, hook)(*args)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.stats.plugin_errors[plugin.name] += 1
+            log.exception("plugin %r failed in %s()", plugin.name, hook)
+            if self.progress is not None:
+                self.progress.warn(f"plugin {plugin.name!r} failed in {hook}(): {exc!r}")
 
     def _nothing_to_resume(self) -> str | None:
         """Why a resumed crawl has no page left to fetch, or None when it has."""
@@ -256,9 +288,16 @@ class Crawler:
         if resp.is_redirect:
             self._redirect(task, resp)
             return
-        parse = resp.status is not None and 200 <= resp.status < 300
+        parse = task.kind == "page" and resp.status is not None and 200 <= resp.status < 300
         analysis = await self.cpu.run(analyze, resp.body, task.url, resp.headers, parse)
         row = _page_row(task, resp, analysis)
+        # Plugin hooks run before the row is saved: whatever they write or queue is committed
+        # no later than the mark that this URL is done, so a crash never loses it.
+        for plugin in self.plugins:
+            await self._call(plugin, "on_response", task, resp, row)
+        if analysis.page is not None:
+            for plugin in self.plugins:
+                await self._call(plugin, "on_page", row, analysis.page)
         if task.chain:
             self._finish_chain(task.chain, final_url=task.url, last=row)
         else:
@@ -318,7 +357,9 @@ class Crawler:
         if not self._has_budget() or not self.frontier.claim(target):
             self._finish_chain(chain, target)
             return
-        self.frontier.push(Task(target, task.depth, host_key(target), origin=origin, chain=chain))
+        self.frontier.push(
+            Task(target, task.depth, host_key(target), kind=task.kind, origin=origin, chain=chain)
+        )
 
     def _finish_chain(
         self,
@@ -383,7 +424,10 @@ async def crawl(
     Setting ``stop`` (from a signal handler, say) ends the crawl early: nothing new starts,
     requests in flight are abandoned, and what was fetched so far is saved.
     """
-    storage = await Storage.open(config.db)
+    plugins = load_plugins(config)
+    storage = await Storage.open(
+        config.db, extra_ddl=[plugin.tables for plugin in plugins if plugin.tables]
+    )
     cpu: CpuPool | None = None
     try:
         saved = await storage.load_frontier() if config.resume else None
@@ -404,6 +448,7 @@ async def crawl(
                 cpu=cpu,
                 progress=progress,
                 saved=saved,
+                plugins=plugins,
             )
             watcher = asyncio.create_task(_stop_when_set(stop, crawler)) if stop else None
             try:

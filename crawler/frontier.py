@@ -25,15 +25,15 @@ from crawler.politeness import HostSlot, ReadyHeap
 from crawler.robots import RobotsCache
 from crawler.urls import fingerprint, host_key
 
-TaskKind = Literal["page", "robots"]
+TaskKind = Literal["page", "asset", "robots"]
 
 # URLs kept in memory per host, and in all; the rest wait on disk (the frontier table) and are
 # loaded a batch at a time when their host runs dry, so memory stays flat as the queue grows.
 HOST_MEMORY_QUEUE = 1000
 MEMORY_QUEUE = 50_000
 
-QueueWriter = Callable[[str, int, str, int], None]
-QueueLoader = Callable[[str, int, int], Awaitable[list[tuple[str, int, int]]]]
+QueueWriter = Callable[[str, int, str, int, str], None]
+QueueLoader = Callable[[str, int, int], Awaitable[list[tuple[str, int, int, str]]]]
 
 
 @dataclass(slots=True)
@@ -64,10 +64,14 @@ class Task:
         return f"<Task {self.kind} {self.url} depth={self.depth}{extra}>"
 
 
+def _task_kind(kind: str) -> TaskKind:
+    return "asset" if kind == "asset" else "page"
+
+
 class Frontier(Protocol):
     """What the engine needs from crawl state; every call is made from the event loop."""
 
-    def add(self, url: str, depth: int) -> bool:
+    def add(self, url: str, depth: int, kind: TaskKind = "page") -> bool:
         """Queue ``url`` unless it was seen before; True when it is new."""
 
     def claim(self, url: str) -> bool:
@@ -141,7 +145,7 @@ class MemoryFrontier:
 
     # -- adding work -------------------------------------------------------------------
 
-    def add(self, url: str, depth: int) -> bool:
+    def add(self, url: str, depth: int, kind: TaskKind = "page") -> bool:
         fp = fingerprint(url)
         if fp in self._seen:
             return False
@@ -150,11 +154,11 @@ class MemoryFrontier:
         seq = self._next_seq
         self._next_seq += 1
         if self.on_queue is not None:
-            self.on_queue(url, depth, host, seq)
+            self.on_queue(url, depth, host, seq, kind)
         if self.loader is not None and self._must_spill(host):
             self._spill(host, seq)
         else:
-            self._enqueue(Task(url, depth, host))
+            self._enqueue(Task(url, depth, host, kind=kind))
         return True
 
     def _must_spill(self, host: str) -> bool:
@@ -199,8 +203,8 @@ class MemoryFrontier:
         room = max(10, min(self.host_memory_queue, self.memory_queue - self._queued))
         rows = await self.loader(host, spill.from_seq, room)
         self.refills += 1
-        for url, depth, _ in rows:
-            self._enqueue(Task(url, depth, host), counted=True)
+        for url, depth, _, kind in rows:
+            self._enqueue(Task(url, depth, host, kind=_task_kind(kind)), counted=True)
         spill.count -= len(rows)
         self._spilled -= len(rows)
         if rows:

@@ -1,15 +1,79 @@
-"""Finding plugins: every plugin, built-in or third-party, is an entry point in the
-``crawler.plugins`` group, looked up by name and loaded in the order the user gave.
+"""Plugins: the hook spec (:class:`Plugin`) and how plugins are found and loaded.
+
+Every plugin, built-in or third-party, is an entry point in the ``crawler.plugins`` group
+(``[project.entry-points."crawler.plugins"]`` in its pyproject.toml) naming a
+:class:`Plugin` subclass. ``--plugin NAME`` (repeatable) or ``plugins = [...]`` in config.toml
+choose them; they run in that order. A plugin's settings are its own table in config.toml
+(``[images]`` for the ``images`` plugin); it validates them in ``__init__`` and raises
+:class:`~crawler.errors.PluginError` to refuse bad ones.
+
+A hook that raises does not stop the crawl: the engine logs the error, counts it against the
+plugin and goes on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from crawler.errors import PluginError
 
+if TYPE_CHECKING:
+    from crawler.config import Config
+    from crawler.engine import Crawler
+    from crawler.fetcher import Response
+    from crawler.frontier import Task
+    from crawler.parse import ParsedPage
+    from crawler.storage import PageRow
+
 ENTRY_POINT_GROUP = "crawler.plugins"
+
+
+class Plugin:
+    """Base class of plugins: every hook is a no-op, override the ones you need.
+
+    Hooks, in the order a crawl calls them:
+
+    - ``open(crawler)``: once, before the first request. ``crawler.storage``,
+      ``crawler.cpu`` (run CPU work in the process pool), ``crawler.request_asset(url, depth)``
+      (fetch a URL that is not a page, such as an image, with robots.txt and politeness).
+    - ``on_response(task, response, row)``: every URL fetched (pages and assets), with its
+      ``pages`` row, after retries and before the row is saved.
+    - ``on_page(row, page)``: every HTML page parsed, with what the parser found.
+    - ``close()``: once, at the end, also after Ctrl-C.
+    - ``summary()``: lines for the end-of-crawl summary.
+
+    ``tables`` is the DDL of the plugin's own tables (``CREATE TABLE IF NOT EXISTS ...``),
+    created with the crawl database; write rows with ``crawler.storage.add_rows(sql, rows)`` so
+    they are committed in the same transactions as the pages they belong to.
+    """
+
+    name: str = ""
+    tables: ClassVar[str] = ""
+
+    def __init__(self, settings: Mapping[str, Any], config: Config) -> None:
+        self.settings = settings
+        self.config = config
+
+    async def open(self, crawler: Crawler) -> None:
+        """Called once before the crawl starts."""
+
+    async def on_response(self, task: Task, response: Response, row: PageRow) -> None:
+        """Called for every URL fetched, pages and assets alike."""
+
+    async def on_page(self, row: PageRow, page: ParsedPage) -> None:
+        """Called for every HTML page parsed."""
+
+    async def close(self) -> None:
+        """Called once when the crawl ends, also after Ctrl-C."""
+
+    def summary(self) -> list[tuple[str, str]]:
+        """(label, value) lines for the end-of-crawl summary."""
+        return []
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
 
 
 def available_plugins() -> dict[str, EntryPoint]:
@@ -24,3 +88,27 @@ def check_plugin_names(names: Sequence[str]) -> None:
         if name not in available:
             known = ", ".join(sorted(available)) or "none installed"
             raise PluginError(f"unknown plugin {name!r} (available: {known})")
+
+
+def load_plugins(config: Config) -> list[Plugin]:
+    """Instantiate the plugins ``config`` names, in its order, with their settings tables."""
+    check_plugin_names(config.plugins)
+    available = available_plugins()
+    plugins: list[Plugin] = []
+    for name in config.plugins:
+        try:
+            cls = available[name].load()
+        except Exception as exc:
+            raise PluginError(f"plugin {name!r} cannot be loaded: {exc}") from exc
+        if not (isinstance(cls, type) and issubclass(cls, Plugin)):
+            raise PluginError(f"plugin {name!r} is not a crawler.plugins.Plugin subclass: {cls!r}")
+        settings = config.plugin_settings.get(name, {})
+        try:
+            plugin = cls(settings, config)
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"plugin {name!r} refused its settings: {exc}") from exc
+        plugin.name = name
+        plugins.append(plugin)
+    return plugins

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
@@ -48,8 +49,8 @@ def progress_line(stats: CrawlStats, queued: int, max_pages: int | None) -> str:
     return "  ".join(parts)
 
 
-def summary_table(stats: CrawlStats, db: str) -> str:
-    """The end-of-crawl summary, as a small aligned table."""
+def summary_table(stats: CrawlStats, db: str, extra: Sequence[tuple[str, str]] = ()) -> str:
+    """The end-of-crawl summary, as a small aligned table (``extra``: plugins' lines)."""
     rate = stats.pages / stats.elapsed if stats.elapsed > 0 else 0.0
     rows: list[tuple[str, str]] = [
         ("pages", str(stats.pages)),
@@ -65,8 +66,11 @@ def summary_table(stats: CrawlStats, db: str) -> str:
         rows.append((f"error: {kind}", str(count)))
     if stats.robots_blocked:
         rows.append(("blocked by robots.txt", str(stats.robots_blocked)))
+    for name, count in stats.plugin_errors.items():
+        rows.append((f"plugin {name} errors", str(count)))
     if stats.internal_errors:
         rows.append(("internal errors", f"{stats.internal_errors} (see log above)"))
+    rows.extend(extra)
     rows.append(("database", db))
     width = max(len(k) for k, _ in rows)
     title = "crawl interrupted" if stats.interrupted else "crawl finished"
@@ -143,9 +147,9 @@ class Progress:
         self._clear()
         self.stream.flush()
 
-    def summary(self, stats: CrawlStats, db: str) -> None:
+    def summary(self, stats: CrawlStats, db: str, extra: Sequence[tuple[str, str]] = ()) -> None:
         if not self.quiet:
-            self.stream.write(summary_table(stats, db) + "\n")
+            self.stream.write(summary_table(stats, db, extra) + "\n")
             self.stream.flush()
 
     def __repr__(self) -> str:

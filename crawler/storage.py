@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS robots(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS frontier(
     fp INTEGER PRIMARY KEY, url TEXT NOT NULL, depth INTEGER NOT NULL,
-    state INTEGER NOT NULL DEFAULT 0, host TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL DEFAULT 0
+    state INTEGER NOT NULL DEFAULT 0, host TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL DEFAULT 0,
+    kind TEXT NOT NULL DEFAULT 'page'
 );
 CREATE INDEX IF NOT EXISTS frontier_queue ON frontier(host, seq) WHERE state = 0;
 """
@@ -155,7 +156,8 @@ INSERT_ROBOTS = _insert("robots", RobotsRow._fields, "INSERT OR REPLACE")
 
 INSERT_META = "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)"
 INSERT_FRONTIER = (
-    "INSERT OR IGNORE INTO frontier(fp, url, depth, state, host, seq) VALUES (?, ?, ?, 0, ?, ?)"
+    "INSERT OR IGNORE INTO frontier(fp, url, depth, state, host, seq, kind) "
+    "VALUES (?, ?, ?, 0, ?, ?, ?)"
 )
 MARK_DONE = (
     "INSERT INTO frontier(fp, url, depth, state) VALUES (?, ?, ?, 1) "
@@ -220,8 +222,11 @@ class CrawlLock:
         return f"<CrawlLock {self.path} {'held' if self._fd is not None else 'free'}>"
 
 
-def prepare_schema(path: Path) -> None:
-    """Create or migrate the schema of ``path``; refuse databases that are not ours."""
+def prepare_schema(path: Path, extra_ddl: Sequence[str] = ()) -> None:
+    """Create or migrate the schema of ``path``; refuse databases that are not ours.
+
+    ``extra_ddl`` holds the plugins' own ``CREATE TABLE IF NOT EXISTS`` statements.
+    """
     try:
         with contextlib.closing(sqlite3.connect(path)) as db:
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -246,6 +251,8 @@ def prepare_schema(path: Path) -> None:
                     MIGRATIONS[version](db)
                     version += 1
                 db.executescript(SCHEMA)
+                for ddl in extra_ddl:
+                    db.executescript(ddl)
                 db.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
                     (str(version),),
@@ -284,11 +291,13 @@ class Storage:
         self._closing = asyncio.Event()
 
     @classmethod
-    async def open(cls, path: Path, *, flush_interval: float = 0.2) -> Storage:
+    async def open(
+        cls, path: Path, *, flush_interval: float = 0.2, extra_ddl: Sequence[str] = ()
+    ) -> Storage:
         lock = CrawlLock(path)
         lock.acquire()
         try:
-            prepare_schema(path)
+            prepare_schema(path, extra_ddl)
             db = await aiosqlite.connect(path)
         except (sqlite3.Error, OSError) as exc:
             lock.release()
@@ -333,15 +342,17 @@ class Storage:
         next_seq = int(row[0]) if row else 0
         return SavedFrontier(seen, queued, next_seq, await self.count("pages"), meta)
 
-    async def load_queue(self, host: str, from_seq: int, limit: int) -> list[tuple[str, int, int]]:
+    async def load_queue(
+        self, host: str, from_seq: int, limit: int
+    ) -> list[tuple[str, int, int, str]]:
         """Up to ``limit`` URLs ``host`` still has queued, from sequence ``from_seq`` on."""
         await self.flush()
         async with self._db.execute(
-            "SELECT url, depth, seq FROM frontier WHERE state = 0 AND host = ? AND seq >= ? "
-            "ORDER BY seq LIMIT ?",
+            "SELECT url, depth, seq, kind FROM frontier WHERE state = 0 AND host = ? "
+            "AND seq >= ? ORDER BY seq LIMIT ?",
             (host, from_seq, limit),
         ) as cur:
-            return [(str(u), int(d), int(q)) for u, d, q in await cur.fetchall()]
+            return [(str(u), int(d), int(q), str(k)) for u, d, q, k in await cur.fetchall()]
 
     def set_meta(self, values: dict[str, Any]) -> None:
         """Crawl settings kept with the crawl (written with the next batch)."""
@@ -350,9 +361,18 @@ class Storage:
 
     # -- buffered writes -----------------------------------------------------------------
 
-    def queue_url(self, url: str, depth: int, host: str, seq: int) -> None:
+    def queue_url(self, url: str, depth: int, host: str, seq: int, kind: str = "page") -> None:
         """A URL joined the frontier (written with the page whose links found it)."""
-        self._add(INSERT_FRONTIER, [(fingerprint(url), url, depth, host, seq)])
+        self._add(INSERT_FRONTIER, [(fingerprint(url), url, depth, host, seq, kind)])
+
+    def add_rows(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Rows for a plugin's own tables, written in the same transactions as the crawl's."""
+        if sql not in self._pending:
+            # Plugin rows go before MARK_DONE, so a page is done only with its plugin rows.
+            done = self._pending.pop(MARK_DONE)
+            self._pending[sql] = []
+            self._pending[MARK_DONE] = done
+        self._add(sql, list(rows))
 
     def mark_done(self, url: str, depth: int) -> None:
         """A URL needs no more work although it has no page row (robots.txt disallows it)."""

@@ -21,7 +21,9 @@ class Run:
     seconds: float
 
 
-async def run_cli(cwd: Path, *args: str, interrupt_after: float | None = None) -> Run:
+async def run_cli(
+    cwd: Path, *args: str, interrupt_after: float | None = None, env: dict[str, str] | None = None
+) -> Run:
     start = time.monotonic()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -29,6 +31,7 @@ async def run_cli(cwd: Path, *args: str, interrupt_after: float | None = None) -
         "crawler",
         *args,
         cwd=cwd,
+        env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
