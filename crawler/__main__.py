@@ -9,6 +9,7 @@ saved, and ``--resume`` continues).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shlex
 import signal
@@ -95,6 +96,7 @@ def resume_command(config: Config) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         config = load_config(args)
         assert config.seed_file is not None

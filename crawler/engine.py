@@ -123,6 +123,7 @@ class Crawler:
         self._handlers: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.fatal: StorageError | None = None
+        self._reported: set[tuple[str, str]] = set()
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -188,11 +189,16 @@ class Crawler:
             await getattr(plugin, hook)(*args)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
+        except Exception:
             self.stats.plugin_errors[plugin.name] += 1
-            log.exception("plugin %r failed in %s()", plugin.name, hook)
-            if self.progress is not None:
-                self.progress.warn(f"plugin {plugin.name!r} failed in {hook}(): {exc!r}")
+            if (plugin.name, hook) not in self._reported:
+                # The first failure of each hook with its traceback; the rest are counted.
+                self._reported.add((plugin.name, hook))
+                log.exception(
+                    "plugin %r failed in %s() (further failures are only counted)",
+                    plugin.name,
+                    hook,
+                )
 
     def _nothing_to_resume(self) -> str | None:
         """Why a resumed crawl has no page left to fetch, or None when it has."""
