@@ -94,23 +94,40 @@ def _normalize_fast(text: str, base: str | URL | None) -> str | None:
         path = match.group(1)
         if path is None:
             return text + "/"
-        return None if "/." in path.partition("?")[0] else text
+        if "/." in path.partition("?")[0]:
+            return text[: match.start(1)] + _without_dot_segments(path)
+        return text
     if base is None or _FAST_RELATIVE_RE.fullmatch(text) is None:
         return None
     first = text[0]
     if first != "/" and first != "?" and ":" in text:
         return None  # maybe a scheme
-    if "/." in "/" + text.partition("?")[0]:
-        return None  # dot segments
     parts = _base_parts(base)
     if parts is None:
         return None  # an unusable base: the yarl path says why
     authority, directory, document = parts
-    if first == "/":
-        return authority + text
     if first == "?":
         return document + text
-    return directory + text
+    path = text if first == "/" else directory[len(authority) :] + text
+    if "/." in path.partition("?")[0]:
+        path = _without_dot_segments(path)
+    return authority + path
+
+
+def _without_dot_segments(path_and_query: str) -> str:
+    """RFC 3986 remove_dot_segments on the path of an absolute ``/path?query``."""
+    path, question, query = path_and_query.partition("?")
+    out: list[str] = []
+    segments = path.split("/")
+    for segment in segments[1:]:
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    if segments[-1] in (".", ".."):
+        out.append("")  # "/a/b/.." is the directory "/a/"
+    return "/" + "/".join(out) + question + query
 
 
 @functools.lru_cache(maxsize=64)
