@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.procs import MB, BenchServer, become_subreaper, describe_crawler, run_measured
+from bench.report import align
 from bench.sitegen import DEFAULT_PAGES, DEFAULT_SEED, SitePlan, check_plan, plan_site
 
 __all__ = ["RoundResult", "main"]
@@ -262,15 +263,7 @@ def format_table(results: Sequence[RoundResult]) -> str:
         fmt.format(statistics.median(value(r) for r in results)) for _, fmt, value in COLUMNS
     ]
     lines.append(["median", *medians, "ok" if all(r.ok for r in results) else "FAIL"])
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    last = len(widths) - 1
-    return "\n".join(
-        "  ".join(
-            cell.ljust(width) if i in (0, last) else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(line, widths, strict=True))
-        ).rstrip()
-        for line in lines
-    )
+    return align(lines, left=(0, -1))
 
 
 LEGEND = """\

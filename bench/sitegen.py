@@ -38,6 +38,7 @@ import posixpath
 import random
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urldefrag, urljoin
@@ -49,6 +50,7 @@ __all__ = [
     "check_plan",
     "content_type",
     "filler_pool",
+    "iter_site",
     "plan_site",
     "render_site",
 ]
@@ -267,19 +269,22 @@ def _render_page(plan: SitePlan, index: int, pool: str, rng: random.Random) -> b
     return body
 
 
-def render_site(plan: SitePlan) -> dict[str, bytes]:
-    """Every file of the site by request target (path + query): pages, robots.txt, assets."""
+def iter_site(plan: SitePlan) -> Iterator[tuple[str, bytes]]:
+    """(request target, body) of every file of the site, one at a time: pages, robots.txt,
+    assets. For writing a large site to disk without holding all of it in memory."""
     rng = random.Random(f"{plan.seed}-bodies")
     pool = filler_pool(rng)
-    files = {
-        target: _render_page(plan, index, pool, random.Random(f"{plan.seed}-{index}"))
-        for index, target in enumerate(plan.targets)
-    }
-    files["/robots.txt"] = ROBOTS_TXT
-    files[STYLESHEET] = b"body { font-family: sans-serif; }\n"
+    for index, target in enumerate(plan.targets):
+        yield target, _render_page(plan, index, pool, random.Random(f"{plan.seed}-{index}"))
+    yield "/robots.txt", ROBOTS_TXT
+    yield STYLESHEET, b"body { font-family: sans-serif; }\n"
     for k in range(IMAGE_COUNT):
-        files[f"/img/{k}.png"] = _png(k)
-    return files
+        yield f"/img/{k}.png", _png(k)
+
+
+def render_site(plan: SitePlan) -> dict[str, bytes]:
+    """Every file of the site by request target (path + query): pages, robots.txt, assets."""
+    return dict(iter_site(plan))
 
 
 def content_type(target: str) -> str:
