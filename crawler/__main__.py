@@ -96,6 +96,10 @@ def resume_command(config: Config) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["images-dupes"]:  # the images plugin's report command
+        from plugins.imagedupes import images_dupes_main
+
+        return images_dupes_main(args[1:])
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         config = load_config(args)

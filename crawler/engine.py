@@ -20,7 +20,7 @@ from crawler.analyze import Analysis, analyze
 from crawler.config import Config
 from crawler.cpu import CpuPool, default_workers
 from crawler.errors import ConfigError, StorageError
-from crawler.fetcher import Fetcher, Response, retry_delay, should_retry
+from crawler.fetcher import Fetcher, Inspector, Response, retry_delay, should_retry
 from crawler.frontier import MemoryFrontier, Task
 from crawler.plugins import Plugin, load_plugins
 from crawler.progress import Progress
@@ -56,6 +56,7 @@ class CrawlStats:
     errors: Counter[str] = field(default_factory=Counter)
     internal_errors: int = 0
     spilled_urls: int = 0
+    over_budget: int = 0
     plugin_errors: Counter[str] = field(default_factory=Counter)
     plugin_summary: list[tuple[str, str]] = field(default_factory=list)
     started_at: float = field(default_factory=time.monotonic)
@@ -123,6 +124,9 @@ class Crawler:
         self._handlers: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.fatal: StorageError | None = None
+        # Set by a plugin in open(): sees the first bytes of every asset download and may
+        # stop it (see Fetcher.fetch's ``inspect``).
+        self.asset_inspector: Inspector | None = None
         self._reported: set[tuple[str, str]] = set()
 
     # -- the loop ------------------------------------------------------------------------
@@ -279,12 +283,16 @@ class Crawler:
     async def _page(self, task: Task) -> None:
         if task.attempt == 1:
             if not self._has_budget():
+                self.stats.over_budget += 1
                 self.frontier.release(task, None)
                 if task.chain:
                     self._finish_chain(task.chain, final_url=task.url)
                 return
             self._started_urls += 1
-        resp = await self.fetcher.fetch(task.url)
+            if not self._has_budget():
+                self.frontier.stop_new()  # the rest stays queued for a --resume
+        inspect = self.asset_inspector if task.kind == "asset" else None
+        resp = await self.fetcher.fetch(task.url, inspect=inspect)
         self.stats.requests += 1
         self.frontier.release(task, resp.status, _slowdown(resp, task.attempt))
         if should_retry(resp) and task.attempt < self.config.retries and not self._stopping:
@@ -347,7 +355,8 @@ class Crawler:
                 target,
                 error=f"too many redirects: more than {self.config.max_redirects}",
             )
-        elif not self.scope.allows(target):
+        elif task.kind != "asset" and not self.scope.allows(target):
+            # (An asset, an image say, follows its redirects anywhere: CDNs live elsewhere.)
             if task.depth == 0 and self.progress is not None:
                 self.progress.warn(
                     f"seed {origin} redirects to {target}, outside --scope "

@@ -17,6 +17,12 @@ Limits, all enforced here:
   producing output in bounded pieces, so a compression bomb stops at ``max_bytes`` of decoded
   output without inflating the rest. An unknown ``Content-Encoding`` leaves the body as received.
 
+An optional ``inspect`` callable sees the first :data:`INSPECT_BYTES` of a 2xx body (decoded)
+once, as soon as they have arrived (or the whole body, if it is shorter), and may stop the
+download there: it returns None to go on, or a reason, which ends the request as a ``skipped``
+error. The images plugin uses it to drop tracking pixels and thumbnails from their header
+without downloading the rest.
+
 Failures never raise: every aiohttp, OS, timeout and decoding error is mapped here into a
 ``Response`` with ``status=None``, a human ``error`` message and a stable ``error_kind``
 (see :data:`ERROR_KINDS`). Only cancellation propagates.
@@ -26,12 +32,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import math
 import random
 import socket
 import time
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -45,15 +52,25 @@ from aiohttp.http_exceptions import ContentLengthError, HttpProcessingError, Tra
 __all__ = [
     "CHUNK_SIZE",
     "ERROR_KINDS",
+    "INSPECT_BYTES",
     "REDIRECT_STATUSES",
     "Fetcher",
+    "Inspector",
     "Response",
     "retry_delay",
     "should_retry",
 ]
 
+log = logging.getLogger(__name__)
+
 #: Largest piece read from the socket, and largest piece a decoder emits at a time.
 CHUNK_SIZE: Final = 64 * 1024
+
+#: How much of a body an ``inspect`` callable sees (see :meth:`Fetcher.fetch`).
+INSPECT_BYTES: Final = 64 * 1024
+
+#: Looks at the first bytes of a 2xx body: None to go on, or the reason to stop downloading.
+Inspector = Callable[[bytes], str | None]
 
 #: Statuses that are redirects when they come with a ``Location`` header.
 REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
@@ -68,6 +85,7 @@ ERROR_KINDS: Final[Mapping[str, str]] = {
     "protocol": "the server's answer is not valid HTTP (status line, headers, framing)",
     "decoding": "the Content-Encoding could not be decoded",
     "invalid_url": "the URL cannot be requested (not http/https, no host, unparsable)",
+    "skipped": "the caller's inspect callable stopped the download after the first bytes",
 }
 
 _RETRYABLE_KINDS: Final = frozenset({"timeout", "connection"})
@@ -410,8 +428,17 @@ class Fetcher:
             )
         return self._session
 
-    async def fetch(self, url: str, *, max_bytes: int | None = None) -> Response:
-        """GET ``url`` once. Never raises for network, HTTP or decoding problems."""
+    async def fetch(
+        self, url: str, *, max_bytes: int | None = None, inspect: Inspector | None = None
+    ) -> Response:
+        """GET ``url`` once. Never raises for network, HTTP or decoding problems.
+
+        ``inspect``, when given, is called once for a 2xx answer with the first
+        :data:`INSPECT_BYTES` of the decoded body (all of it, if shorter), as soon as they are
+        in. If it returns a reason, the download stops there and the response is an error of
+        kind ``skipped`` whose message is ``"skipped: " + reason``. An inspector that raises is
+        logged and ignored: the download goes on.
+        """
         session = self._open_session()
         limit = self.max_bytes if max_bytes is None else max_bytes
         attempt = _Attempt()
@@ -419,7 +446,7 @@ class Fetcher:
         self.in_flight += 1
         try:
             async with asyncio.timeout(self.timeout):
-                response = await self._get(session, url, limit, attempt)
+                response = await self._get(session, url, limit, attempt, inspect)
         except TimeoutError:  # ours, or aiohttp's ServerTimeoutError (a TimeoutError too)
             response = self._failed(
                 url, attempt, "timeout", f"timeout: no complete response within {self.timeout:g} s"
@@ -435,7 +462,12 @@ class Fetcher:
         return response
 
     async def _get(
-        self, session: aiohttp.ClientSession, url: str, limit: int, attempt: _Attempt
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        limit: int,
+        attempt: _Attempt,
+        inspect: Inspector | None = None,
     ) -> Response:
         _check_url(url)
         async with session.get(url, allow_redirects=False) as resp:
@@ -453,20 +485,31 @@ class Fetcher:
                 )
             encodings = _content_encodings(headers.get("content-encoding"))
             decoder = _BoundedDecoder(encodings, limit) if encodings else None
+            if not 200 <= resp.status < 300:
+                inspect = None
             parts: list[bytes] = []
             received = 0
+            decoded = 0
             async for chunk in resp.content.iter_chunked(CHUNK_SIZE):
                 received += len(chunk)
                 if received > limit:
                     raise _FetchFailed("too_large", f"too large: body exceeds max_bytes {limit}")
                 if decoder is None:
                     parts.append(chunk)
+                    decoded += len(chunk)
                 else:
-                    parts.extend(decoder.feed(chunk))
+                    for piece in decoder.feed(chunk):
+                        parts.append(piece)
+                        decoded += len(piece)
+                if inspect is not None and decoded >= INSPECT_BYTES:
+                    _run_inspector(inspect, b"".join(parts)[:INSPECT_BYTES], url)
+                    inspect = None
             if decoder is not None:
                 parts.extend(decoder.finish())
             body = b"".join(parts)
             del parts
+            if inspect is not None:
+                _run_inspector(inspect, body[:INSPECT_BYTES], url)
             return Response(
                 url, resp.status, headers, body, _ms_since(attempt.started), wire_bytes=received
             )
@@ -491,6 +534,17 @@ class Fetcher:
             f"failures={self.failures} wire_bytes={self.wire_bytes} "
             f"concurrency={self.concurrency} timeout={self.timeout:g}s max_bytes={self.max_bytes}>"
         )
+
+
+def _run_inspector(inspect: Inspector, head: bytes, url: str) -> None:
+    """Raise the ``skipped`` failure when ``inspect`` gives a reason to stop."""
+    try:
+        reason = inspect(head)
+    except Exception:
+        log.exception("inspect callable failed on %s; downloading it anyway", url)
+        return
+    if reason is not None:
+        raise _FetchFailed("skipped", f"skipped: {_one_line(reason)}")
 
 
 def _check_url(url: str) -> None:

@@ -98,6 +98,9 @@ class Frontier(Protocol):
     def stop(self) -> None:
         """Hand out no more tasks: next_ready returns None from now on."""
 
+    def stop_new(self) -> None:
+        """Hand out no new URLs, only retries and redirect hops of started ones."""
+
     @property
     def queued(self) -> int: ...
 
@@ -134,6 +137,7 @@ class MemoryFrontier:
         self._next_seq = 0
         self.spills = 0
         self.refills = 0
+        self._no_new = False
         self._slots: dict[str, HostSlot] = {}
         self._ready = ReadyHeap()
         self._delayed: list[tuple[float, int, Task]] = []
@@ -155,6 +159,8 @@ class MemoryFrontier:
         self._next_seq += 1
         if self.on_queue is not None:
             self.on_queue(url, depth, host, seq, kind)
+        if self._no_new:
+            return True  # saved for a later --resume, not fetched in this run
         if self.loader is not None and self._must_spill(host):
             self._spill(host, seq)
         else:
@@ -347,6 +353,25 @@ class MemoryFrontier:
 
     def stop(self) -> None:
         self._stopped = True
+        self._wakeup.set()
+
+    def stop_new(self) -> None:
+        """Start no new URL from now on (the page budget is spent); retries and the redirect
+        hops of URLs already started still run. What is dropped stays queued on disk."""
+        if self._no_new:
+            return
+        self._no_new = True
+        for host, queue in self._queues.items():
+            keep = deque(task for task in queue if task.attempt > 1 or task.chain)
+            dropped = len(queue) - len(keep)
+            self._queues[host] = keep
+            self._queued -= dropped
+            self._unfinished -= dropped
+        self._unfinished -= self._spilled
+        self._spilled = 0
+        self._spills.clear()
+        for host in self._queues:
+            self._schedule(host)
         self._wakeup.set()
 
     @property

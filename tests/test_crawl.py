@@ -119,6 +119,15 @@ async def test_max_depth_on_an_endless_calendar(site: Site, run_crawl: RunCrawl)
     assert (site.url("/cal?n=3"), site.url("/cal?n=4"), "a", 0) in result.links()
 
 
+async def test_max_pages_stops_handing_out_work(site: Site, run_crawl: RunCrawl) -> None:
+    site.add_page("/", links=[f"/{i}" for i in range(3000)])
+    result = await run_crawl([site.url()], max_pages=5, per_host=2)
+    assert len(result.pages()) == 5
+    assert result.stats.over_budget <= 2  # not one dispatch per queued URL
+    queued = result.rows("SELECT count(*) FROM frontier WHERE state = 0")[0][0]
+    assert queued == 3001 - 5  # kept for a --resume with a higher limit
+
+
 async def test_max_pages_caps_rows_and_requests(site: Site, run_crawl: RunCrawl) -> None:
     add_calendar(site)
     result = await run_crawl([site.url("/cal?n=0")], max_pages=5)

@@ -19,6 +19,7 @@ import crawler.fetcher
 from crawler.fetcher import (
     CHUNK_SIZE,
     ERROR_KINDS,
+    INSPECT_BYTES,
     Fetcher,
     Response,
     _Attempt,
@@ -302,6 +303,83 @@ async def test_max_bytes_boundary_and_per_call_override(
     assert exact.status == 200 and exact.body == b"a" * 1000
     assert over.error_kind == "too_large" and over.error is not None and "999" in over.error
     assert default.status == 200 and len(default.body) == 1000
+
+
+# -- inspecting the first bytes ------------------------------------------------------------------
+
+
+class Recorder:
+    """An inspector that remembers what it was shown and answers with a fixed verdict."""
+
+    def __init__(self, verdict: str | None) -> None:
+        self.verdict = verdict
+        self.seen: list[bytes] = []
+
+    def __call__(self, head: bytes) -> str | None:
+        self.seen.append(head)
+        return self.verdict
+
+
+async def test_inspect_stops_a_download_after_its_first_bytes(site: Site, fetcher: Fetcher) -> None:
+    site.add_big("/big", 8 * MIB)
+    inspect = Recorder("1x1 tracking pixel")
+
+    resp = await fetcher.fetch(site.url("/big"), inspect=inspect)
+
+    assert_failed(resp, "skipped", "skipped: 1x1 tracking pixel")
+    assert inspect.seen == [b"a" * INSPECT_BYTES]
+    assert resp.wire_bytes < MIB  # the other 7+ MiB were never read
+
+
+async def test_inspect_that_lets_it_go_sees_the_head_once(site: Site, fetcher: Fetcher) -> None:
+    site.add_big("/big", 3 * MIB, chunked=True)
+    site.add_page("/short", body=b"GIF89a tiny", content_type="image/gif")
+    big, short = Recorder(None), Recorder(None)
+
+    big_resp = await fetcher.fetch(site.url("/big"), inspect=big)
+    short_resp = await fetcher.fetch(site.url("/short"), inspect=short)
+
+    assert big_resp.status == 200 and len(big_resp.body) == 3 * MIB
+    assert big.seen == [b"a" * INSPECT_BYTES]
+    assert short_resp.status == 200 and short.seen == [b"GIF89a tiny"]
+
+
+async def test_inspect_sees_the_decoded_body(site: Site, fetcher: Fetcher) -> None:
+    body = bytes(range(256)) * 1024  # 256 KiB
+    site.add_encoded("/gz", body, "gzip", content_type="image/png")
+    inspect = Recorder("enough")
+
+    resp = await fetcher.fetch(site.url("/gz"), inspect=inspect)
+
+    assert resp.error_kind == "skipped"
+    assert inspect.seen == [body[:INSPECT_BYTES]]
+
+
+async def test_inspect_is_only_asked_about_2xx_bodies(site: Site, fetcher: Fetcher) -> None:
+    site.add_status("/gone", 404, body=b"not here")
+    site.add_redirect("/moved", "/gone")
+    inspect = Recorder("never")
+
+    gone = await fetcher.fetch(site.url("/gone"), inspect=inspect)
+    moved = await fetcher.fetch(site.url("/moved"), inspect=inspect)
+
+    assert gone.status == 404 and gone.body == b"not here"
+    assert moved.status == 301
+    assert inspect.seen == []
+
+
+async def test_a_failing_inspector_is_logged_and_ignored(
+    site: Site, fetcher: Fetcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    site.add_page("/p", body=b"x" * 100, content_type="image/png")
+
+    def broken(head: bytes) -> str | None:
+        raise ValueError("inspector bug")
+
+    resp = await fetcher.fetch(site.url("/p"), inspect=broken)
+
+    assert resp.status == 200 and resp.body == b"x" * 100
+    assert "inspect callable failed" in caplog.text and "inspector bug" in caplog.text
 
 
 # -- time limits -------------------------------------------------------------------------------
