@@ -54,7 +54,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.procs import MB, BenchServer, become_subreaper, describe_crawler, run_measured
+from bench.procs import (
+    MB,
+    BenchServer,
+    become_subreaper,
+    describe_crawler,
+    quiet_run_problems,
+    run_measured,
+)
 from bench.report import align
 from bench.sitegen import DEFAULT_PAGES, DEFAULT_SEED, SitePlan, check_plan, plan_site
 
@@ -145,14 +152,7 @@ def run_round(
             0.0, run.machine_busy_seconds - run.cpu_seconds - server_cpu - run.bench_cpu_seconds
         ),
     )
-    if run.exit_code != 0:
-        result.problems.append(f"crawler exited with {run.exit_code}")
-    output = log_path.read_text(errors="replace").strip()
-    if output:
-        lines = output.splitlines()
-        result.problems.append(
-            f"crawler printed {len(lines)} line(s) with --quiet, first: {lines[0][:200]!r}"
-        )
+    result.problems.extend(quiet_run_problems(run.exit_code, log_path))
     if db.exists():
         verify_database(db, plan, result)
     else:

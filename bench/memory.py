@@ -48,7 +48,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.crawl import crawler_command
-from bench.procs import MB, BenchServer, become_subreaper, describe_crawler, run_measured
+from bench.procs import (
+    MB,
+    BenchServer,
+    become_subreaper,
+    describe_crawler,
+    quiet_run_problems,
+    run_measured,
+)
 from bench.report import align
 from bench.treesite import DEFAULT_FANOUT, SEED_TARGET, known_urls
 
@@ -162,14 +169,7 @@ def run_crawl(
     )
     if run.timed_out:
         result.problems.append(f"still running after {args.timeout:.0f} s: stopped (SIGTERM)")
-    if run.exit_code != 0:
-        result.problems.append(f"crawler exited with {run.exit_code}")
-    output = log_path.read_text(errors="replace").strip()
-    if output:
-        lines = output.splitlines()
-        result.problems.append(
-            f"crawler printed {len(lines)} line(s) with --quiet, first: {lines[0][:200]!r}"
-        )
+    result.problems.extend(quiet_run_problems(run.exit_code, log_path))
     if db.exists():
         read_database(db, result)
     else:

@@ -399,3 +399,17 @@ def describe_crawler(workdir: Path) -> str:
     ).stdout.splitlines()
     state = f"{len(changed)} uncommitted change(s) in crawler/ or plugins/" if changed else "clean"
     return f"{package} (git {revision.stdout.strip()}, {state})"
+
+
+def quiet_run_problems(exit_code: int, log_path: Path) -> list[str]:
+    """What went wrong with a `python -m crawler --quiet` run: its exit code, and any output."""
+    problems = []
+    if exit_code != 0:
+        problems.append(f"crawler exited with {exit_code}")
+    output = log_path.read_text(errors="replace").strip()
+    if output:
+        lines = output.splitlines()
+        problems.append(
+            f"crawler printed {len(lines)} line(s) with --quiet, first: {lines[0][:200]!r}"
+        )
+    return problems
