@@ -116,6 +116,7 @@ class Crawler:
             on_blocked=self._blocked,
             on_queue=storage.queue_url,
             loader=storage.load_queue,
+            claimer=storage.claim,
         )
         self.stats = CrawlStats()
         self.saved = saved
@@ -133,16 +134,19 @@ class Crawler:
 
     async def run(self) -> CrawlStats:
         if self.saved is not None:
-            self.frontier.restore(self.saved.seen, self.saved.queued, self.saved.next_seq)
-        new_seeds = sum(self.frontier.add(seed, 0) for seed in self.seeds)
+            self.frontier.restore(self.saved.queued, self.saved.next_seq)
+        for seed in self.seeds:
+            self.frontier.add(seed, 0)
         self.storage.set_meta({"scope": self.config.scope, "seeds": self.seeds})
-        if self.saved is not None and self.progress is not None:
-            self.progress.note(
-                f"resuming {self.config.db}: {self.saved.pages} pages saved, "
-                f"{self.saved.queued_total} queued, {new_seeds} new seeds"
-            )
         if self.saved is not None:
-            reason = self._nothing_to_resume()
+            queued = await self.storage.queued_count()  # the table decides which seeds are new
+            if self.progress is not None:
+                self.progress.note(
+                    f"resuming {self.config.db}: {self.saved.pages} pages saved, "
+                    f"{self.saved.queued_total} queued, "
+                    f"{queued - self.saved.queued_total} new seeds"
+                )
+            reason = self._nothing_to_resume(queued)
             if reason is not None:
                 if self.progress is not None:
                     self.progress.note(f"nothing to do: {reason}")
@@ -204,14 +208,14 @@ class Crawler:
                     hook,
                 )
 
-    def _nothing_to_resume(self) -> str | None:
+    def _nothing_to_resume(self, queued: int) -> str | None:
         """Why a resumed crawl has no page left to fetch, or None when it has."""
-        if self.frontier.queued == 0:
+        if queued == 0:
             return f"the crawl in {self.config.db} is complete ({self._started_urls} pages)"
         if not self._has_budget():
             return (
                 f"{self.config.db} holds {self._started_urls} pages, the --max-pages limit "
-                f"({self.config.max_pages}); raise it to crawl the {self.frontier.queued} "
+                f"({self.config.max_pages}); raise it to crawl the {queued} "
                 "URLs still queued"
             )
         return None
@@ -300,7 +304,7 @@ class Crawler:
             self.frontier.retry(task, retry_delay(resp, task.attempt))
             return
         if resp.is_redirect:
-            self._redirect(task, resp)
+            await self._redirect(task, resp)
             return
         parse = task.kind == "page" and resp.status is not None and 200 <= resp.status < 300
         analysis = await self.cpu.run(analyze, resp.body, task.url, resp.headers, parse)
@@ -334,7 +338,7 @@ class Crawler:
             if link.follow and self.scope.allows(link.url):
                 self.frontier.add(link.url, depth)
 
-    def _redirect(self, task: Task, resp: Response) -> None:
+    async def _redirect(self, task: Task, resp: Response) -> None:
         raw_location = resp.location or ""
         target = normalize_url(raw_location, task.url)
         origin = task.origin or task.url
@@ -364,12 +368,12 @@ class Crawler:
                 )
             self._finish_chain(chain, target)
         else:
-            self._follow_hop(task, target, origin, chain)
+            await self._follow_hop(task, target, origin, chain)
 
-    def _follow_hop(
+    async def _follow_hop(
         self, task: Task, target: str, origin: str, chain: tuple[ChainLink, ...]
     ) -> None:
-        if not self._has_budget() or not self.frontier.claim(target):
+        if not self._has_budget() or not await self.frontier.claim(target, task.depth):
             self._finish_chain(chain, target)
             return
         self.frontier.push(

@@ -31,9 +31,14 @@ TaskKind = Literal["page", "asset", "robots"]
 # loaded a batch at a time when their host runs dry, so memory stays flat as the queue grows.
 HOST_MEMORY_QUEUE = 1000
 MEMORY_QUEUE = 50_000
+# Fingerprints of URLs seen, kept in memory at most. Until it overflows the set is exact and
+# decides alone; after that (and after a resume) the frontier table on disk is the seen set:
+# every URL goes there with INSERT OR IGNORE, and only rows that were new come back to fetch.
+SEEN_IN_MEMORY = 500_000
 
 QueueWriter = Callable[[str, int, str, int, str], None]
 QueueLoader = Callable[[str, int, int], Awaitable[list[tuple[str, int, int, str]]]]
+Claimer = Callable[[str, int, str], Awaitable[bool]]
 
 
 @dataclass(slots=True)
@@ -74,7 +79,7 @@ class Frontier(Protocol):
     def add(self, url: str, depth: int, kind: TaskKind = "page") -> bool:
         """Queue ``url`` unless it was seen before; True when it is new."""
 
-    def claim(self, url: str) -> bool:
+    async def claim(self, url: str, depth: int) -> bool:
         """Mark ``url`` seen without queueing it (a redirect target); True when it was new."""
 
     def push(self, task: Task) -> None:
@@ -117,9 +122,11 @@ class MemoryFrontier:
         on_blocked: Callable[[Task], None] | None = None,
         on_queue: QueueWriter | None = None,
         loader: QueueLoader | None = None,
+        claimer: Claimer | None = None,
         clock: Callable[[], float] = time.monotonic,
         host_memory_queue: int | None = None,
         memory_queue: int | None = None,
+        seen_in_memory: int | None = None,
     ) -> None:
         self.per_host = per_host
         self.delay = delay
@@ -127,10 +134,13 @@ class MemoryFrontier:
         self.on_blocked = on_blocked
         self.on_queue = on_queue
         self.loader = loader
+        self.claimer = claimer
         self.clock = clock
         self.host_memory_queue = host_memory_queue or HOST_MEMORY_QUEUE
         self.memory_queue = memory_queue or MEMORY_QUEUE
+        self.seen_in_memory = seen_in_memory or SEEN_IN_MEMORY
         self._seen: set[int] = set()
+        self._exact = True  # _seen holds every URL of the crawl
         self._queues: dict[str, deque[Task]] = {}
         self._spills: dict[str, Spill] = {}
         self._spilled = 0
@@ -150,10 +160,11 @@ class MemoryFrontier:
     # -- adding work -------------------------------------------------------------------
 
     def add(self, url: str, depth: int, kind: TaskKind = "page") -> bool:
+        """Queue ``url`` unless seen; True when it is new, or may be (the table decides)."""
         fp = fingerprint(url)
         if fp in self._seen:
             return False
-        self._seen.add(fp)
+        self._remember(fp)
         host = host_key(url)
         seq = self._next_seq
         self._next_seq += 1
@@ -167,8 +178,15 @@ class MemoryFrontier:
             self._enqueue(Task(url, depth, host, kind=kind))
         return True
 
+    def _remember(self, fp: int) -> None:
+        if len(self._seen) >= self.seen_in_memory and self.loader is not None:
+            # Forget, and let the frontier table (INSERT OR IGNORE) tell new from seen.
+            self._seen.clear()
+            self._exact = False
+        self._seen.add(fp)
+
     def _must_spill(self, host: str) -> bool:
-        if host in self._spills or self._queued >= self.memory_queue:
+        if not self._exact or host in self._spills or self._queued >= self.memory_queue:
             return True
         queue = self._queues.get(host)
         return queue is not None and len(queue) >= self.host_memory_queue
@@ -186,12 +204,13 @@ class MemoryFrontier:
         self._schedule(host)
         self._wakeup.set()
 
-    def restore(self, seen: Iterable[int], queued: Mapping[str, int], next_seq: int) -> None:
-        """Take up a saved crawl: its seen set, and how many URLs each host still has queued.
+    def restore(self, queued: Mapping[str, int], next_seq: int) -> None:
+        """Take up a saved crawl: how many URLs each host still has queued.
 
-        The queued URLs stay on disk; each host loads them a batch at a time.
+        The queued URLs stay on disk; each host loads them a batch at a time. The seen set
+        is the frontier table itself from now on.
         """
-        self._seen.update(seen)
+        self._exact = False
         self._next_seq = max(self._next_seq, next_seq)
         for host, count in queued.items():
             if count:
@@ -226,11 +245,14 @@ class MemoryFrontier:
     def add_many(self, items: Iterable[tuple[str, int]]) -> int:
         return sum(self.add(url, depth) for url, depth in items)
 
-    def claim(self, url: str) -> bool:
+    async def claim(self, url: str, depth: int) -> bool:
+        """Reserve ``url`` for a redirect chain that is about to fetch it; False if seen."""
         fp = fingerprint(url)
         if fp in self._seen:
             return False
-        self._seen.add(fp)
+        if self.claimer is not None and not await self.claimer(url, depth, host_key(url)):
+            return False
+        self._remember(fp)
         return True
 
     def seen(self, url: str) -> bool:

@@ -64,7 +64,7 @@ CREATE TABLE IF NOT EXISTS frontier(
 CREATE INDEX IF NOT EXISTS frontier_queue ON frontier(host, seq) WHERE state = 0;
 """
 
-QUEUED, DONE = 0, 1
+QUEUED, DONE, CLAIMED = 0, 1, 2  # CLAIMED: a redirect chain is fetching it right now
 
 
 def _migrate_1_to_2(db: sqlite3.Connection) -> None:
@@ -159,6 +159,10 @@ INSERT_FRONTIER = (
     "INSERT OR IGNORE INTO frontier(fp, url, depth, state, host, seq, kind) "
     "VALUES (?, ?, ?, 0, ?, ?, ?)"
 )
+INSERT_CLAIM = (
+    "INSERT OR IGNORE INTO frontier(fp, url, depth, state, host, seq, kind) "
+    f"VALUES (?, ?, ?, {CLAIMED}, ?, 0, 'page')"
+)
 MARK_DONE = (
     "INSERT INTO frontier(fp, url, depth, state) VALUES (?, ?, ?, 1) "
     "ON CONFLICT(fp) DO UPDATE SET state = 1"
@@ -169,7 +173,7 @@ MARK_DONE = (
 class SavedFrontier:
     """What a database says about its crawl, for ``--resume``."""
 
-    seen: list[int]
+    known: int  # URLs in the frontier table: the seen set
     queued: dict[str, int]  # host -> URLs still queued
     next_seq: int
     pages: int
@@ -181,7 +185,7 @@ class SavedFrontier:
 
     def __repr__(self) -> str:
         return (
-            f"<SavedFrontier seen={len(self.seen)} queued={self.queued_total} "
+            f"<SavedFrontier known={self.known} queued={self.queued_total} "
             f"hosts={len(self.queued)} pages={self.pages}>"
         )
 
@@ -325,12 +329,12 @@ class Storage:
     # -- crawl state -----------------------------------------------------------------------
 
     async def load_frontier(self) -> SavedFrontier:
-        """The seen set, how many URLs each host has queued, and the crawl's settings."""
+        """How many URLs each host has queued, the crawl's settings, and counts."""
         await self.flush()
-        seen: list[int] = []
-        async with self._db.execute("SELECT fp FROM frontier") as cur:
-            async for (fp,) in cur:
-                seen.append(fp)
+        async with self._lock:
+            # Chains that were fetching these when the last run stopped will claim them again.
+            await self._db.execute("DELETE FROM frontier WHERE state = ?", (CLAIMED,))
+            await self._db.commit()
         async with self._db.execute(
             "SELECT host, count(*) FROM frontier WHERE state = 0 GROUP BY host"
         ) as cur:
@@ -340,7 +344,29 @@ class Storage:
         async with self._db.execute("SELECT key, value FROM meta") as cur:
             meta = {str(k): str(v) for k, v in await cur.fetchall()}
         next_seq = int(row[0]) if row else 0
-        return SavedFrontier(seen, queued, next_seq, await self.count("pages"), meta)
+        known = await self.count("frontier")
+        return SavedFrontier(known, queued, next_seq, await self.count("pages"), meta)
+
+    async def queued_count(self) -> int:
+        """URLs still to fetch, once everything buffered is written."""
+        await self.flush()
+        async with self._db.execute("SELECT count(*) FROM frontier WHERE state = 0") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def claim(self, url: str, depth: int, host: str) -> bool:
+        """Reserve ``url`` for a redirect chain: True unless the frontier table knows it."""
+        async with self._lock:
+            await self._flush_locked()
+            try:
+                cur = await self._db.execute(INSERT_CLAIM, (fingerprint(url), url, depth, host))
+                await self._db.commit()
+            except sqlite3.Error as exc:
+                self.failed = StorageWriteError(
+                    f"cannot write to database {self.path}: {_explain(exc)}"
+                )
+                raise self.failed from exc
+            return cur.rowcount == 1
 
     async def load_queue(
         self, host: str, from_seq: int, limit: int
@@ -412,16 +438,19 @@ class Storage:
         worker stopped by Ctrl-C) never leaves half a batch to be committed by the next one.
         """
         async with self._lock:
-            if self._writing is not None:
-                await asyncio.shield(self._writing)
-            if not self._rows:
-                return
-            batches = {sql: rows for sql, rows in self._pending.items() if rows}
-            for sql in batches:
-                self._pending[sql] = []
-            count, self._rows = self._rows, 0
-            self._writing = asyncio.create_task(self._write(batches, count))
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
+        if self._writing is not None:
             await asyncio.shield(self._writing)
+        if not self._rows:
+            return
+        batches = {sql: rows for sql, rows in self._pending.items() if rows}
+        for sql in batches:
+            self._pending[sql] = []
+        count, self._rows = self._rows, 0
+        self._writing = asyncio.create_task(self._write(batches, count))
+        await asyncio.shield(self._writing)
 
     async def _write(self, batches: dict[str, list[tuple[Any, ...]]], count: int) -> None:
         try:

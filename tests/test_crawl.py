@@ -505,3 +505,26 @@ async def test_queue_spills_to_disk_and_comes_back(
     assert spilled.rows("SELECT count(*) FROM frontier WHERE state = 0")[0][0] == 0
     for s in (site, other):
         assert all(n == 1 for n in Counter(s.paths).values())
+
+
+@pytest.mark.parametrize("seen_in_memory", [7, 1_000_000])
+async def test_seen_set_beyond_memory_is_the_frontier_table(
+    site: Site, run_crawl: RunCrawl, monkeypatch: pytest.MonkeyPatch, seen_in_memory: int
+) -> None:
+    """With room for only 7 fingerprints in RAM, SQLite dedupes: same pages, each fetched once."""
+    site.add_page("/", links=[f"/s{i}" for i in range(30)] + ["/r0", "/r0", "/"])
+    for i in range(30):
+        site.add_page(f"/s{i}", links=["/", f"/s{(i + 7) % 30}", f"/r{i % 5}", f"/t{i}"])
+        site.add_page(f"/t{i}", links=[f"/s{(i * 11) % 30}", "/end"])
+    for i in range(5):
+        site.add_redirect(f"/r{i}", f"/r{i + 1}" if i < 4 else "/end")
+    site.add_page("/end", links=["/", "/r2"])
+    monkeypatch.setattr(frontier_module, "SEEN_IN_MEMORY", seen_in_memory)
+    result = await run_crawl([site.url()], per_host=3)
+    pages = result.pages()
+    assert len(pages) == 1 + 30 + 30 + 5 + 1
+    counts = Counter(site.paths)
+    assert all(n == 1 for n in counts.values()), [p for p, n in counts.items() if n > 1]
+    assert result.rows("SELECT count(*) FROM frontier WHERE state != 1")[0][0] == 0
+    if seen_in_memory == 7:
+        assert result.stats.spilled_urls > 30  # the table, not RAM, told new from seen

@@ -59,8 +59,8 @@ async def test_seen_set_dedupes_and_claims() -> None:
     frontier = make_frontier()
     assert frontier.add("http://a/1", 0)
     assert not frontier.add("http://a/1", 3)
-    assert not frontier.claim("http://a/1")
-    assert frontier.claim("http://a/2")
+    assert not await frontier.claim("http://a/1", 0)
+    assert await frontier.claim("http://a/2", 0)
     assert not frontier.add("http://a/2", 0)
     assert frontier.queued == 1 and frontier.seen_count == 2
 

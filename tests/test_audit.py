@@ -1,0 +1,377 @@
+"""The audit plugin against a real local site: one page designed for each rule, clean pages
+beside them, and every finding checked to hit exactly its designed pages."""
+
+from __future__ import annotations
+
+import html
+import io
+import random
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from crawler.config import Config
+from crawler.errors import PluginError
+from crawler.parse import parse_page
+from crawler.storage import PageRow
+from plugins.audit import page_findings
+from plugins.auditrules import RULES, AuditSettings
+from plugins.audittext import hamming, simhash, text_facts
+from tests.conftest import CrawlResult, RunCrawl
+from tests.site import Site
+
+_SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "ta", "vo", "shi", "pe", "da", "zu", "gri", "bo")
+
+
+def words(seed: str, count: int) -> list[str]:
+    """``count`` made-up words, different for every seed."""
+    rng = random.Random(seed)
+    return ["".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4))) for _ in range(count)]
+
+
+def audit_page(
+    name: str,
+    *,
+    title: str | None = "",
+    description: str | None = "",
+    h1s: int = 1,
+    text: Sequence[str] | None = None,
+    links: Sequence[tuple[str, str]] = (),
+    head: str = "",
+    body: str = "",
+) -> str:
+    """A page no rule objects to, unless an argument says otherwise. ``""`` means a good
+    default (title and description unique to ``name``), ``None`` leaves the element out."""
+    if title == "":
+        title = f"{name.strip('/').replace('/', ' ') or 'home'}: a page about many things here"
+    if description == "":
+        description = f"What the {name} page is about, in one sentence."
+    parts = ['<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">']
+    if title is not None:
+        parts.append(f"<title>{html.escape(title)}</title>")
+    if description is not None:
+        parts.append(f'<meta name="description" content="{html.escape(description)}">')
+    parts.append(head + "</head><body>")
+    parts += [f"<h1>Heading {i} of {html.escape(name)}</h1>" for i in range(h1s)]
+    body_words = words(name, 240) if text is None else text
+    parts.append(f"<p>{' '.join(body_words)}</p>")
+    parts += [f'<a href="{html.escape(href)}">{html.escape(anchor)}</a>' for href, anchor in links]
+    parts.append(body + "</body></html>")
+    return "\n".join(parts)
+
+
+def png(size: tuple[int, int], seed: int) -> bytes:
+    """A PNG of noise: it does not compress, so its size follows its dimensions."""
+    rng = random.Random(seed)
+    image = Image.frombytes("RGB", size, rng.randbytes(size[0] * size[1] * 3))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+NEAR_TEXT = words("near", 300)
+SETTINGS = {"slow_response_seconds": 0.4, "max_depth": 3, "large_image_bytes": 300_000}
+
+
+def build_audit_site(site: Site) -> dict[tuple[str, str], set[tuple[str | None, str | None]]]:
+    """The audit site. Returns the expected findings: (rule, url) -> {(src_url, anchor)}."""
+    u = site.url
+    designed: list[str] = []
+
+    def page(path: str, **kwargs: Any) -> None:
+        site.add_page(path, audit_page(path, **kwargs))
+        designed.append(path)
+
+    site.add_robots("User-agent: *\nDisallow: /secret\n")
+    # clean pages, and clean things that look a bit like faults
+    page(
+        "/clean-a",
+        body='<h2 id="exists">A section</h2>',
+        head=f'<link rel="canonical" href="{u("/clean-a")}">',
+    )
+    page("/clean-b", links=[("#", "top"), ("#top", "top")])
+    site.add_page("/doc.pdf", body=b"%PDF-1.4\n" + bytes(400_000), content_type="application/pdf")
+    site.add_page("/small.png", body=png((20, 20), 1), content_type="image/png")
+    site.add_page("/big.png", body=png((400, 300), 2), content_type="image/png")
+    # per-page faults
+    page("/no-title", title=None)
+    page("/empty-title", title="  ")
+    page("/long-title", title="A title that goes on and on, " * 3)
+    page("/short-title", title="Short")
+    page("/no-description", description=None)
+    page("/no-h1", h1s=0)
+    page("/two-h1", h1s=2)
+    page("/thin", text=words("thin", 30))
+    page("/noindex", head='<meta name="robots" content="noindex">')
+    site.add_slow("/slow", 0.6, audit_page("/slow"))
+    designed.append("/slow")
+    page("/d1", links=[("/d2", "deeper")])
+    page("/d2", links=[("/d3", "deeper")])
+    page("/d3", links=[("/d4", "deeper")])
+    page("/d4")
+    # duplicates
+    page("/same-title-1", title="The same title on two different pages")
+    page("/same-title-2", title="The same title on two different pages")
+    page("/same-description-1", description="One description for two pages.")
+    page("/same-description-2", description="One description for two pages.")
+    copy = audit_page("/copy")
+    site.add_page("/copy-1", copy)
+    site.add_page("/copy-2", copy)
+    designed += ["/copy-1", "/copy-2"]
+    near = list(NEAR_TEXT)
+    near[150] = "different"
+    page("/near-1", text=NEAR_TEXT)
+    page("/near-2", text=near)
+    # canonicals
+    page("/canonical-other", head=f'<link rel="canonical" href="{u("/clean-b")}">')
+    page("/canonical-broken", head=f'<link rel="canonical" href="{u("/missing")}">')
+    # images
+    page(
+        "/images",
+        body='<img src="/small.png" alt="small"><img src="/big.png" alt="big">'
+        '<img src="/no-such.png" alt="gone">',
+    )
+    # link targets
+    site.add_status("/missing", 404)
+    site.add_status("/server-error", 500)
+    site.add_status("/private", 403)
+    site.add_redirect("/old", "/clean-a")
+    site.add_redirect("/chain-1", "/chain-2")
+    site.add_redirect("/chain-2", "/clean-b")
+    site.add_redirect("/loop-1", "/loop-2")
+    site.add_redirect("/loop-2", "/loop-1")
+    site.add_redirect("/moved-away", "/missing-too")
+    site.add_status("/missing-too", 410)
+    page(
+        "/links",
+        links=[
+            ("/missing", "Missing page"),
+            ("/server-error", "Server error"),
+            ("/private", "Private area"),
+            ("/secret/plans", "Secret plans"),
+            ("/old", "Old address"),
+            ("/chain-1", "Chained"),
+            ("/loop-1", "Loop"),
+            ("/moved-away", "Moved away"),
+            ("/clean-a#exists", "Existing section"),
+            ("/clean-a#nowhere", "Missing section"),
+            ("/doc.pdf", "The PDF"),
+        ],
+    )
+    page("/more-links", links=[("/missing", "Missing again")])
+    page(
+        "/",
+        links=[
+            (path, path)
+            for path in designed
+            if path != "/" and not path.startswith(("/d2", "/d3", "/d4"))
+        ],
+    )
+
+    def at(
+        rule: str, path: str, *sources: tuple[str, str | None]
+    ) -> tuple[tuple[str, str], set[tuple[str | None, str | None]]]:
+        return (rule, u(path)), {(u(src), anchor) for src, anchor in sources} or {(None, None)}
+
+    links = "/links"
+    return dict(
+        [
+            at("missing_title", "/no-title"),
+            at("missing_title", "/empty-title"),
+            at("title_too_long", "/long-title"),
+            at("title_too_short", "/short-title"),
+            at("missing_meta_description", "/no-description"),
+            at("missing_h1", "/no-h1"),
+            at("multiple_h1", "/two-h1"),
+            at("thin_content", "/thin"),
+            at("noindex", "/noindex"),
+            at("slow_response", "/slow"),
+            at("deep_page", "/d4"),
+            at("large_image", "/big.png"),
+            at("duplicate_title", "/same-title-1"),
+            at("duplicate_title", "/same-title-2"),
+            at("duplicate_meta_description", "/same-description-1"),
+            at("duplicate_meta_description", "/same-description-2"),
+            at("duplicate_content", "/copy-1"),
+            at("duplicate_content", "/copy-2"),
+            # Identical pages share their title and description too.
+            at("duplicate_title", "/copy-1"),
+            at("duplicate_title", "/copy-2"),
+            at("duplicate_meta_description", "/copy-1"),
+            at("duplicate_meta_description", "/copy-2"),
+            at("near_duplicate_content", "/near-1"),
+            at("near_duplicate_content", "/near-2"),
+            at("canonical_mismatch", "/canonical-other"),
+            at("canonical_error", "/canonical-broken"),
+            at("broken_image", "/no-such.png", ("/images", "gone")),
+            at(
+                "broken_link", "/missing", (links, "Missing page"), ("/more-links", "Missing again")
+            ),
+            at("broken_link", "/server-error", (links, "Server error")),
+            at("server_error", "/server-error"),
+            at("broken_link", "/moved-away", (links, "Moved away")),
+            at("redirected_link", "/moved-away", (links, "Moved away")),
+            at("blocked_link", "/private", (links, "Private area")),
+            at("blocked_link", "/secret/plans", (links, "Secret plans")),
+            at("redirected_link", "/old", (links, "Old address")),
+            at("redirected_link", "/chain-1", (links, "Chained")),
+            at("redirect_chain", "/chain-1"),
+            at("broken_link", "/loop-1", (links, "Loop")),
+            at("redirect_loop", "/loop-1"),
+            at("broken_fragment", "/clean-a#nowhere", (links, "Missing section")),
+        ]
+    )
+
+
+async def crawl_audit_site(site: Site, run_crawl: RunCrawl, **overrides: Any) -> CrawlResult:
+    settings: dict[str, Any] = {
+        "plugins": ("images", "audit"),
+        "plugin_settings": {"audit": SETTINGS},
+        "retries": 1,
+    }
+    settings.update(overrides)
+    return await run_crawl([site.url("/")], **settings)
+
+
+def findings(result: CrawlResult) -> dict[tuple[str, str], set[tuple[str | None, str | None]]]:
+    found: dict[tuple[str, str], set[tuple[str | None, str | None]]] = {}
+    for row in result.rows("SELECT url, rule, src_url, anchor FROM audit"):
+        found.setdefault((row["rule"], row["url"]), set()).add((row["src_url"], row["anchor"]))
+    return found
+
+
+async def test_each_rule_hits_exactly_its_designed_pages(site: Site, run_crawl: RunCrawl) -> None:
+    expected = build_audit_site(site)
+    result = await crawl_audit_site(site, run_crawl)
+    found = findings(result)
+    assert set(found) - set(expected) == set(), "findings on pages without that problem"
+    assert set(expected) - set(found) == set(), "problems the audit missed"
+    assert found == expected  # each link finding names every source page and its anchor text
+    rows = result.rows("SELECT rule, severity, detail FROM audit")
+    for row in rows:
+        assert row["severity"] == RULES[row["rule"]].severity
+        assert row["detail"]
+    # The PDF and the clean images are fetched, and nothing fires on them.
+    assert result.page(site.url("/doc.pdf"))["status"] == 200
+    assert result.page(site.url("/small.png"))["status"] == 200
+
+
+async def test_details_say_what_to_fix(site: Site, run_crawl: RunCrawl) -> None:
+    build_audit_site(site)
+    result = await crawl_audit_site(site, run_crawl)
+    detail = {
+        (row["rule"], row["url"], row["src_url"]): row["detail"]
+        for row in result.rows("SELECT * FROM audit")
+    }
+    u = site.url
+    assert detail[("broken_link", u("/missing"), u("/more-links"))] == (
+        f"HTTP 404: fix or remove the link on {u('/more-links')}"
+    )
+    assert detail[("redirect_chain", u("/chain-1"), None)].startswith(
+        f"2 hops: {u('/chain-1')} -> {u('/chain-2')} -> {u('/clean-b')}"
+    )
+    assert "redirect loop" in detail[("redirect_loop", u("/loop-1"), None)]
+    assert detail[("title_too_short", u("/short-title"), None)].startswith(
+        "title has 5 characters (at least 30)"
+    )
+    assert u("/copy-2") in detail[("duplicate_content", u("/copy-1"), None)]
+    assert "nowhere" in detail[("broken_fragment", u("/clean-a#nowhere"), u("/links"))]
+    assert "answers HTTP 404" in detail[("canonical_error", u("/canonical-broken"), None)]
+
+
+async def test_thresholds_come_from_the_audit_table(site: Site, run_crawl: RunCrawl) -> None:
+    site.add_page("/", audit_page("/", links=[("/a", "a")]))
+    site.add_page("/a", audit_page("/a", title="Fifteen chars!!"))
+    strict = await run_crawl(
+        [site.url("/")], plugins=("audit",), plugin_settings={"audit": {"title_min_chars": 16}}
+    )
+    lenient = await run_crawl(
+        [site.url("/")], plugins=("audit",), plugin_settings={"audit": {"title_min_chars": 15}}
+    )
+    assert [tuple(r) for r in strict.rows("SELECT rule, url FROM audit")] == [
+        ("title_too_short", site.url("/a"))
+    ]
+    assert lenient.rows("SELECT * FROM audit") == []
+
+
+async def test_without_the_plugin_nothing_is_audited(site: Site, run_crawl: RunCrawl) -> None:
+    build_audit_site(site)
+    result = await run_crawl([site.url("/")], retries=1)
+    assert result.rows("SELECT * FROM audit") == []
+
+
+def test_mixed_content_on_https_pages_only() -> None:
+    body = audit_page(
+        "/mixed",
+        body='<img src="http://cdn.example/a.png" alt="a"><script src="https://cdn.example/'
+        'b.js"></script><a href="http://example.org/">plain link</a>',
+    ).encode()
+    settings = AuditSettings()
+    headers = {"content-type": "text/html; charset=utf-8"}
+
+    def rules_on(url: str) -> list[tuple[str, str]]:
+        page = parse_page(body, url, headers)
+        assert page is not None
+        row = PageRow(url, url, 200, "text/html", 0, page.title, len(body), 5.0, "", None, "")
+        return [(f.rule, f.url) for f in page_findings(row, page, settings)]
+
+    assert rules_on("https://example.com/mixed") == [("mixed_content", "http://cdn.example/a.png")]
+    assert rules_on("http://example.com/mixed") == []
+
+
+def test_simhash_separates_near_and_different_texts() -> None:
+    near = list(NEAR_TEXT)
+    near[150] = "different"
+    assert hamming(simhash(NEAR_TEXT), simhash(near)) <= 3
+    assert hamming(simhash(NEAR_TEXT), simhash(words("other", 300))) > 10
+    facts = text_facts(
+        b'<base href="/dir/"><a href="#x">here</a> <a href="page#y%20z">there</a>',
+        "http://h.test/a",
+        {},
+    )
+    assert [(f.dst_url, f.fragment, f.anchor) for f in facts.fragments] == [
+        ("http://h.test/dir/", "x", "here"),
+        ("http://h.test/dir/page", "y z", "there"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            {"slow_seconds": 1},
+            "unknown setting 'slow_seconds' (did you mean 'slow_response_seconds'?)",
+        ),
+        ({"max_depth": -1}, "max_depth must be an integer >= 0, got -1"),
+        ({"large_image_bytes": "big"}, "large_image_bytes must be an integer >= 0, got 'big'"),
+        ({"slow_response_seconds": 0}, "slow_response_seconds must be a number > 0, got 0"),
+        ({"near_duplicate_bits": 17}, "near_duplicate_bits must be between 0 and 16, got 17"),
+        (
+            {"title_min_chars": 70},
+            "title_min_chars (70) must not exceed title_max_chars (60)",
+        ),
+    ],
+)
+def test_bad_settings_are_refused_by_name(table: dict[str, Any], message: str) -> None:
+    with pytest.raises(PluginError) as caught:
+        AuditSettings.from_table(table, Config())
+    assert str(caught.value) == f"[audit] {message}"
+
+
+def test_audit_columns_are_added_to_an_older_database(tmp_path: Path) -> None:
+    from plugins.audit import add_audit_columns
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE audit(url TEXT, rule TEXT, severity TEXT, detail TEXT)")
+    db.close()
+    add_audit_columns(str(path))
+    add_audit_columns(str(path))  # twice: nothing more to add
+    with sqlite3.connect(path) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(audit)")]
+    db.close()
+    assert columns == ["url", "rule", "severity", "detail", "src_url", "anchor"]
