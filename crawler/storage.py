@@ -506,6 +506,8 @@ def existing_crawl(path: Path) -> int:
     Raises StorageError when the database (or its folder) cannot be written.
     """
     folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise StorageError(f"cannot create {path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise StorageError(
             f"{path} is read-only (or its folder is): the crawler must write to it; "

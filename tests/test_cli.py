@@ -150,3 +150,9 @@ async def test_seed_redirecting_off_host_is_explained(
     assert run.code == 0
     assert f"redirects to {other.url('/')}" in run.stderr and "--scope host" in run.stderr
     assert other.requests == []
+
+
+async def test_database_in_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    write(tmp_path / "seed.txt", "http://127.0.0.1:9/")
+    run = await run_cli(tmp_path, "seed.txt", "--db", "nope/crawl.db")
+    assert run.code == 2 and "folder nope does not exist" in run.stderr
