@@ -4,11 +4,16 @@ argv -> Config -> crawl -> exit code: 0 the crawl finished (even if pages failed
 stopped because its database could not be written (disk full, say), 2 a usage, config,
 seed-file or database problem found before crawling, 130 after Ctrl-C (what was fetched is
 saved, and ``--resume`` continues).
+
+The plugins' commands are dispatched from the first word: ``images-dupes``
+(:mod:`plugins.imagedupes`), ``report`` and ``diff`` (:mod:`plugins.auditreport`,
+:mod:`plugins.auditdiff`; exit 3 for ``--fail-on``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import shlex
@@ -23,6 +28,13 @@ from crawler.errors import ConfigError, PluginError, StorageError, StorageWriteE
 from crawler.plugins import load_plugins
 from crawler.progress import Progress
 from crawler.storage import existing_crawl
+
+# python -m crawler COMMAND ...: the plugins' commands (a seed file of that name: ./NAME).
+SUBCOMMANDS = {
+    "images-dupes": "plugins.imagedupes:images_dupes_main",
+    "report": "plugins.auditreport:report_main",
+    "diff": "plugins.auditdiff:diff_main",
+}
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -96,10 +108,11 @@ def resume_command(config: Config) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
-    if args[:1] == ["images-dupes"]:  # the images plugin's report command
-        from plugins.imagedupes import images_dupes_main
-
-        return images_dupes_main(args[1:])
+    command = SUBCOMMANDS.get(args[0]) if args else None
+    if command is not None:
+        module, _, function = command.partition(":")
+        entry: Callable[[list[str]], int] = getattr(importlib.import_module(module), function)
+        return entry(args[1:])
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         config = load_config(args)

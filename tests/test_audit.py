@@ -3,10 +3,15 @@ beside them, and every finding checked to hit exactly its designed pages."""
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import html
 import io
+import json
 import random
 import sqlite3
+import tomllib
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +19,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from crawler.__main__ import main
 from crawler.config import Config
 from crawler.errors import PluginError
 from crawler.parse import parse_page
@@ -23,6 +29,8 @@ from plugins.auditrules import RULES, AuditSettings
 from plugins.audittext import hamming, simhash, text_facts
 from tests.conftest import CrawlResult, RunCrawl
 from tests.site import Site
+from tests.test_cli import run_cli
+from tests.test_config import uncommented_repo_config
 
 _SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "ta", "vo", "shi", "pe", "da", "zu", "gri", "bo")
 
@@ -326,8 +334,9 @@ def test_mixed_content_on_https_pages_only() -> None:
 def test_simhash_separates_near_and_different_texts() -> None:
     near = list(NEAR_TEXT)
     near[150] = "different"
-    assert hamming(simhash(NEAR_TEXT), simhash(near)) <= 3
-    assert hamming(simhash(NEAR_TEXT), simhash(words("other", 300))) > 10
+    # One word of 300 changed: 3 of 298 shingles differ.
+    assert hamming(simhash(NEAR_TEXT), simhash(near)) <= AuditSettings().near_duplicate_bits
+    assert hamming(simhash(NEAR_TEXT), simhash(words("other", 300))) > 16
     facts = text_facts(
         b'<base href="/dir/"><a href="#x">here</a> <a href="page#y%20z">there</a>',
         "http://h.test/a",
@@ -375,3 +384,226 @@ def test_audit_columns_are_added_to_an_older_database(tmp_path: Path) -> None:
         columns = [row[1] for row in db.execute("PRAGMA table_info(audit)")]
     db.close()
     assert columns == ["url", "rule", "severity", "detail", "src_url", "anchor"]
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def audit_rows(result: CrawlResult) -> list[tuple[str, str, str, str, str | None, str | None]]:
+    rows = result.rows("SELECT url, rule, severity, detail, src_url, anchor FROM audit")
+    return sorted(tuple(row) for row in rows)
+
+
+def report(db: Path, *args: str) -> tuple[int, str]:
+    out = db.parent / "report.out"
+    code = main(["report", str(db), "-o", str(out), *args])
+    return code, out.read_text(encoding="utf-8") if out.exists() else ""
+
+
+async def test_json_and_csv_reports_hold_every_finding(site: Site, run_crawl: RunCrawl) -> None:
+    build_audit_site(site)
+    result = await crawl_audit_site(site, run_crawl)
+    expected = audit_rows(result)
+    code, text = report(result.path, "--format", "json")
+    assert code == 0
+    document = json.loads(text)
+    assert sorted(tuple(f.values()) for f in document["findings"]) == expected
+    assert document["summary"] == {
+        s: sum(row[2] == s for row in expected) for s in ("error", "warning", "notice")
+    }
+    assert document["pages"] == len(result.pages())
+    assert document["rules"]["broken_link"]["severity"] == "error"
+    code, text = report(result.path, "--format", "csv")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["severity", "rule", "url", "src_url", "anchor", "detail"]
+    assert sorted((r[2], r[1], r[0], r[5], r[3] or None, r[4] or None) for r in rows[1:]) == (
+        expected
+    )
+    # Worst first: errors, then warnings, then notices.
+    severities = [r[0] for r in rows[1:]]
+    assert severities == sorted(severities, key=("error", "warning", "notice").index)
+
+
+async def test_sarif_report(site: Site, run_crawl: RunCrawl) -> None:
+    build_audit_site(site)
+    result = await crawl_audit_site(site, run_crawl)
+    code, text = report(result.path, "--format", "sarif")
+    assert code == 0
+    sarif = json.loads(text)
+    assert sarif["version"] == "2.1.0"
+    assert sarif["$schema"].endswith("sarif-2.1.0.json")
+    (run,) = sarif["runs"]
+    rules = run["tool"]["driver"]["rules"]
+    assert {rule["id"] for rule in rules} == set(RULES)
+    for rule in rules:
+        assert rule["help"]["text"] == RULES[rule["id"]].help
+        assert rule["shortDescription"]["text"]
+        assert rule["defaultConfiguration"]["level"] in ("error", "warning", "note")
+    assert len(run["results"]) == len(audit_rows(result))
+    fingerprints = set()
+    for item in run["results"]:
+        assert rules[item["ruleIndex"]]["id"] == item["ruleId"]
+        assert item["level"] == rules[item["ruleIndex"]]["defaultConfiguration"]["level"]
+        assert item["message"]["text"]
+        fingerprints.add(item["partialFingerprints"]["auditFinding/v1"])
+    assert len(fingerprints) == len(run["results"])
+
+    def target(result: dict[str, Any]) -> str | None:
+        related = result.get("relatedLocations")
+        return str(related[0]["physicalLocation"]["artifactLocation"]["uri"]) if related else None
+
+    broken = [
+        r
+        for r in run["results"]
+        if r["ruleId"] == "broken_link" and target(r) == site.url("/missing")
+    ]
+    # A link finding is located on the page that has the link, the target is related.
+    assert {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in broken} == {
+        site.url("/links"),
+        site.url("/more-links"),
+    }
+
+
+async def test_junit_report_has_a_test_case_per_page(site: Site, run_crawl: RunCrawl) -> None:
+    build_audit_site(site)
+    result = await crawl_audit_site(site, run_crawl)
+    code, text = report(result.path, "--format", "junit")
+    assert code == 0
+    root = ET.fromstring(text)
+    cases = {case.get("name"): case for case in root.iter("testcase")}
+    assert set(result.pages()) <= set(cases)
+    failed = {name for name, case in cases.items() if case.find("failure") is not None}
+    errors = result.rows("SELECT coalesce(src_url, url) FROM audit WHERE severity = 'error'")
+    assert failed == {row[0] for row in errors}
+    u = site.url
+    assert {u("/links"), u("/no-title"), u("/server-error"), u("/loop-1")} <= failed
+    assert u("/clean-a") not in failed and u("/doc.pdf") not in failed
+    failure = cases[u("/more-links")].find("failure")
+    assert failure is not None and failure.get("type") == "broken_link"
+    assert f"-> {u('/missing')} ('Missing again')" in (failure.text or "")
+    # Warnings and notices do not fail the test case; they are printed with it.
+    assert "title_too_short" in (cases[u("/short-title")].findtext("system-out") or "")
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("failures") == str(len(failed))
+    assert suite.get("tests") == str(len(cases))
+
+
+async def test_markdown_report(site: Site, run_crawl: RunCrawl) -> None:
+    build_audit_site(site)
+    result = await crawl_audit_site(site, run_crawl)
+    code, text = report(result.path, "--format", "md")
+    assert code == 0
+    counts = {
+        s: len(result.rows("SELECT 1 FROM audit WHERE severity = ?", s))
+        for s in ("error", "warning", "notice")
+    }
+    assert text.startswith("## Site audit\n")
+    assert (
+        f"**{counts['error']}** errors, **{counts['warning']}** warnings, "
+        f"**{counts['notice']}** notices" in text
+    )
+    assert "| error | `broken_link` | 5 |" in text
+    # Help and details mention HTML elements: escaped, or GitHub would swallow them as tags.
+    assert "<meta" not in text and '&lt;meta name="description"' in text
+    assert f"| {site.url('/missing')} | {site.url('/links')} (Missing page) | HTTP 404" in text
+
+
+async def test_fail_on_exit_codes(site: Site, make_site: Any, run_crawl: RunCrawl) -> None:
+    build_audit_site(site)
+    faulty = await crawl_audit_site(site, run_crawl)
+    clean_site = await make_site()
+    clean_site.add_page("/", audit_page("/", links=[("/a", "a")]))
+    clean_site.add_page("/a", audit_page("/a", title="Short"))  # one warning
+    warned = await run_crawl([clean_site.url("/")], plugins=("audit",))
+    assert report(faulty.path, "--fail-on", "error")[0] == 3
+    assert report(faulty.path, "--fail-on", "warning")[0] == 3
+    assert report(warned.path, "--fail-on", "error")[0] == 0
+    assert report(warned.path, "--fail-on", "warning")[0] == 3
+    assert report(warned.path)[0] == 0
+    # The report is written even when the exit code fails the build.
+    code, text = report(warned.path, "--fail-on", "warning", "--format", "csv")
+    assert code == 3 and "title_too_short" in text
+
+
+async def test_report_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path / "nope.db")]) == 2
+    assert f"error: {tmp_path / 'nope.db'} does not exist" in capsys.readouterr().err
+    (tmp_path / "junk.db").write_bytes(b"not sqlite at all" * 100)
+    assert main(["report", str(tmp_path / "junk.db")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    with sqlite3.connect(tmp_path / "other.db") as db:
+        db.execute("CREATE TABLE t(x)")
+    db.close()
+    assert main(["report", str(tmp_path / "other.db")]) == 2
+    assert "not a crawl database" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "other.db"), "--format", "pdf"]) == 2
+    assert "invalid choice: 'pdf'" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "other.db"), "--fail-on", "notice"]) == 2
+
+
+async def test_command_line_crawl_then_report(site: Site, tmp_path: Path) -> None:
+    """The whole path a CI job takes: crawl with --plugin audit, then report --fail-on."""
+    site.add_page("/", audit_page("/", links=[("/gone", "Gone")]))
+    site.add_status("/gone", 404)
+    seeds = tmp_path / "seeds.txt"
+    seeds.write_text(site.url("/") + "\n")
+    crawled = await run_cli(tmp_path, str(seeds), "--plugin", "audit", "--quiet", "--retries", "1")
+    assert crawled.code == 0, crawled.stderr
+    run = await run_cli(
+        tmp_path, "report", "crawl.db", "--format", "sarif", "-o", "a.sarif", "--fail-on", "error"
+    )
+    assert run.code == 3
+    assert "1 error(s); failing on error" in run.stderr
+    results = json.loads((tmp_path / "a.sarif").read_text())["runs"][0]["results"]
+    assert [
+        (r["ruleId"], r["relatedLocations"][0]["physicalLocation"]["artifactLocation"]["uri"])
+        for r in results
+    ] == [("broken_link", site.url("/gone"))]
+
+
+# --------------------------------------------------------------------------- diff
+
+
+async def test_diff_of_two_crawls(site: Site, run_crawl: RunCrawl, tmp_path: Path) -> None:
+    site.add_page("/", audit_page("/", links=[("/a", "a"), ("/b", "b"), ("/c", "c")]))
+    site.add_page("/a", audit_page("/a", title="Short"))
+    site.add_page("/b", audit_page("/b"))
+    site.add_status("/c", 404)
+    before = await run_crawl([site.url("/")], plugins=("audit",), retries=1)
+    site.add_page("/a", audit_page("/a"))  # fixed
+    site.add_page("/b", audit_page("/b", h1s=0))  # new
+    site.add_status("/c", 410)  # changed
+    after = await run_crawl([site.url("/")], plugins=("audit",), retries=1)
+    out = tmp_path / "diff.json"
+    code = main(["diff", str(before.path), str(after.path), "--format", "json", "-o", str(out)])
+    assert code == 0
+    diff = json.loads(out.read_text())
+    assert [(f["rule"], f["url"]) for f in diff["new"]] == [("missing_h1", site.url("/b"))]
+    assert [(f["rule"], f["url"]) for f in diff["fixed"]] == [("title_too_short", site.url("/a"))]
+    assert [(c["old"]["detail"][:8], c["new"]["detail"][:8]) for c in diff["changed"]] == [
+        ("HTTP 404", "HTTP 410")
+    ]
+    text_out = tmp_path / "diff.txt"
+    main(["diff", str(before.path), str(after.path), "-o", str(text_out)])
+    text = text_out.read_text()
+    assert text.startswith("1 new, 1 fixed, 1 changed\n")
+    assert f"  [warning] missing_h1 {site.url('/b')}: " in text
+    assert f"- [error] broken_link {site.url('/c')} (linked from {site.url('/')}): HTTP 404" in text
+    # New or changed errors fail CI; the same crawl twice does not.
+    assert (
+        main(["diff", str(before.path), str(after.path), "--fail-on", "error", "-o", str(text_out)])
+        == 3
+    )
+    assert (
+        main(
+            ["diff", str(after.path), str(after.path), "--fail-on", "warning", "-o", str(text_out)]
+        )
+        == 0
+    )
+    assert text_out.read_text() == "0 new, 0 fixed, 0 changed\n"
+
+
+def test_repo_config_documents_every_audit_setting_with_its_default() -> None:
+    table = tomllib.loads(uncommented_repo_config())["audit"]
+    assert set(table) == {field.name for field in dataclasses.fields(AuditSettings)}
+    assert AuditSettings.from_table(table, Config()) == AuditSettings()

@@ -1,0 +1,283 @@
+"""The audit plugin: what is broken on the site, rule by rule (``--plugin audit``).
+
+Per-page rules run while the crawl goes, on each response and each parsed page (titles,
+headings, thin content, noindex, slow responses, large images, mixed content, deep pages).
+Whole-crawl rules (broken and redirected links with their source pages and anchor texts,
+duplicates, canonicals, fragments) need every page, so they run at the end over SQL (see
+:mod:`plugins.auditsite`). The rules, their ids and severities are in :mod:`plugins.auditrules`;
+``python -m crawler report`` and ``diff`` (:mod:`plugins.auditreport`) read the results.
+
+Findings go to the contract's ``audit(url, rule, severity, detail)`` table, plus two columns of
+ours for link rules: ``src_url`` (the page with the link) and ``anchor`` (its text). The plugin
+keeps what the whole-crawl rules need in ``audit_pages`` (one row per parsed page) and
+``audit_fragments`` (links with a ``#fragment``), and the anchor text of links in
+``audit_anchors``.
+
+Settings, in config.toml's ``[audit]`` table: see :class:`plugins.auditrules.AuditSettings`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from crawler.parse import is_html
+from crawler.plugins import Plugin
+from plugins.auditrules import AuditSettings, Finding, finding
+from plugins.auditsite import SITE_RULES, site_findings
+from plugins.audittext import TextFacts, text_facts
+
+if TYPE_CHECKING:
+    from crawler.config import Config
+    from crawler.engine import Crawler
+    from crawler.fetcher import Response
+    from crawler.frontier import Task
+    from crawler.parse import ParsedPage
+    from crawler.storage import PageRow
+
+__all__ = ["INSERT_FINDING", "AuditPlugin", "page_findings", "response_findings"]
+
+TABLES: Final = """
+CREATE TABLE IF NOT EXISTS audit_pages(
+    url TEXT PRIMARY KEY, title TEXT, meta_description TEXT, canonical TEXT, h1_count INTEGER,
+    word_count INTEGER, simhash INTEGER, ids TEXT
+);
+CREATE TABLE IF NOT EXISTS audit_anchors(src_url TEXT, dst_url TEXT, anchor TEXT);
+CREATE INDEX IF NOT EXISTS audit_anchors_dst ON audit_anchors(dst_url);
+CREATE TABLE IF NOT EXISTS audit_fragments(
+    src_url TEXT, dst_url TEXT, fragment TEXT, anchor TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_url ON audit(url);
+"""
+
+# Our columns after the contract's; added to an audit table created without them.
+AUDIT_EXTRA_COLUMNS: Final = (("src_url", "TEXT"), ("anchor", "TEXT"))
+INSERT_FINDING: Final = (
+    "INSERT INTO audit(url, rule, severity, detail, src_url, anchor) VALUES (?, ?, ?, ?, ?, ?)"
+)
+# Whole-crawl findings replace those of an earlier run over the same database (--resume).
+_DELETE_SITE_FINDINGS: Final = "DELETE FROM audit WHERE rule = ? /* whole-crawl rules */"
+_INSERT_SITE_FINDING: Final = INSERT_FINDING + " /* whole-crawl rules */"
+_INSERT_PAGE: Final = "INSERT OR REPLACE INTO audit_pages VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_ANCHOR: Final = "INSERT INTO audit_anchors VALUES (?, ?, ?)"
+_INSERT_FRAGMENT: Final = "INSERT INTO audit_fragments VALUES (?, ?, ?, ?)"
+# Elements whose URL the browser loads as part of the page (not navigation).
+_RESOURCE_TAGS: Final = frozenset(
+    {"img", "script", "iframe", "frame", "source", "video", "audio", "embed", "object", "input"}
+)
+
+
+def response_findings(row: PageRow, settings: AuditSettings) -> list[Finding]:
+    """Rules on any fetched URL's row: a slow HTML page, a large image."""
+    found: list[Finding] = []
+    if row.status is None or not 200 <= row.status < 300:
+        return found
+    media = (row.content_type or "").partition(";")[0].strip().lower()
+    if media.startswith("image/") and (row.bytes or 0) > settings.large_image_bytes:
+        found.append(
+            finding(
+                row.url,
+                "large_image",
+                f"{row.bytes:,} bytes, over the {settings.large_image_bytes:,} byte limit: "
+                "resize and compress it",
+            )
+        )
+    return found
+
+
+def page_findings(row: PageRow, page: ParsedPage, settings: AuditSettings) -> list[Finding]:
+    """Rules on one parsed HTML page."""
+    url = row.url
+    found: list[Finding] = []
+    title = page.title
+    if not title:
+        found.append(finding(url, "missing_title", "add a <title> that describes the page"))
+    elif len(title) > settings.title_max_chars:
+        found.append(
+            finding(
+                url,
+                "title_too_long",
+                f"title has {len(title)} characters (at most {settings.title_max_chars}): "
+                f"shorten {title!r}",
+            )
+        )
+    elif len(title) < settings.title_min_chars:
+        found.append(
+            finding(
+                url,
+                "title_too_short",
+                f"title has {len(title)} characters (at least {settings.title_min_chars}): "
+                f"describe the page better than {title!r}",
+            )
+        )
+    if not (page.meta_description or "").strip():
+        found.append(
+            finding(
+                url,
+                "missing_meta_description",
+                'add <meta name="description" content="..."> summing up the page',
+            )
+        )
+    if page.h1_count == 0:
+        found.append(finding(url, "missing_h1", "add an <h1> heading saying what the page is"))
+    elif page.h1_count > 1:
+        found.append(
+            finding(
+                url, "multiple_h1", f"{page.h1_count} <h1> headings: keep one, demote the others"
+            )
+        )
+    if page.word_count < settings.thin_content_words:
+        found.append(
+            finding(
+                url,
+                "thin_content",
+                f"{page.word_count} words (at least {settings.thin_content_words}): add "
+                "content, merge the page, or mark it noindex",
+            )
+        )
+    if row.noindex:
+        found.append(
+            finding(url, "noindex", "noindex: remove it if search engines should list the page")
+        )
+    if row.depth > settings.max_depth:
+        found.append(
+            finding(
+                url,
+                "deep_page",
+                f"{row.depth} clicks from the start (at most {settings.max_depth}): link it "
+                "from a page closer to the start",
+            )
+        )
+    elapsed = (row.elapsed_ms or 0) / 1000
+    if elapsed > settings.slow_response_seconds:
+        found.append(
+            finding(
+                url,
+                "slow_response",
+                f"answered in {elapsed:.2f} s (limit {settings.slow_response_seconds:g} s): "
+                "cache it or speed up its rendering",
+            )
+        )
+    if url.startswith("https:"):
+        for link in page.links:
+            if link.tag in _RESOURCE_TAGS and link.url.startswith("http:"):
+                found.append(
+                    finding(
+                        link.url,
+                        "mixed_content",
+                        f"<{link.tag}> loads {link.url} over http on this https page: "
+                        "load it over https",
+                        src_url=url,
+                        anchor=link.text or None,
+                    )
+                )
+    return found
+
+
+def add_audit_columns(path: str) -> None:
+    """Add our columns to the contract's audit table when it lacks them."""
+    with sqlite3.connect(path, timeout=30) as db:
+        have = {row[1] for row in db.execute("PRAGMA table_info(audit)")}
+        for name, kind in AUDIT_EXTRA_COLUMNS:
+            if name not in have:
+                db.execute(f"ALTER TABLE audit ADD COLUMN {name} {kind}")
+    db.close()
+
+
+def read_site_findings(path: str, settings: AuditSettings) -> list[Finding]:
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    with sqlite3.connect(uri, uri=True, timeout=30) as db:
+        found = site_findings(db, settings)
+    db.close()
+    return found
+
+
+class AuditPlugin(Plugin):
+    """Site audit: per-page rules while crawling, whole-crawl rules at the end."""
+
+    tables = TABLES
+
+    def __init__(self, settings: Mapping[str, Any], config: Config) -> None:
+        super().__init__(settings, config)
+        self.audit = AuditSettings.from_table(settings, config)
+        self.crawler: Crawler | None = None
+        self._facts: dict[str, TextFacts] = {}
+        self.findings = 0
+        self.site_findings = 0
+
+    async def open(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        await asyncio.to_thread(add_audit_columns, str(crawler.storage.path))
+
+    def _write(self, findings: Sequence[Finding]) -> None:
+        if findings and self.crawler is not None:
+            self.crawler.storage.add_rows(INSERT_FINDING, findings)
+            self.findings += len(findings)
+
+    async def on_response(self, task: Task, response: Response, row: PageRow) -> None:
+        assert self.crawler is not None
+        self._write(response_findings(row, self.audit))
+        parsed = task.kind == "page" and row.status is not None and 200 <= row.status < 300
+        if parsed and is_html(response.headers.get("content-type"), response.body):
+            # on_page follows for HTML pages; the text's facts wait for it there.
+            self._facts[row.url] = await self.crawler.cpu.run(
+                text_facts, response.body, row.url, dict(response.headers)
+            )
+
+    async def on_page(self, row: PageRow, page: ParsedPage) -> None:
+        assert self.crawler is not None
+        storage = self.crawler.storage
+        self._write(page_findings(row, page, self.audit))
+        facts = self._facts.pop(row.url, None)
+        storage.add_rows(
+            _INSERT_PAGE,
+            [
+                (
+                    row.url,
+                    page.title,
+                    page.meta_description,
+                    page.canonical,
+                    page.h1_count,
+                    page.word_count,
+                    facts.simhash if facts is not None else None,
+                    "\n".join(page.ids),
+                )
+            ],
+        )
+        # Anchor text of links, alt text of images: shown with link findings.
+        anchors = [(row.url, link.url, link.text) for link in page.links if link.text]
+        if anchors:
+            storage.add_rows(_INSERT_ANCHOR, anchors)
+        if facts is not None and facts.fragments:
+            storage.add_rows(
+                _INSERT_FRAGMENT,
+                [(row.url, f.dst_url, f.fragment, f.anchor) for f in facts.fragments],
+            )
+
+    async def close(self) -> None:
+        self._facts.clear()
+        crawler = self.crawler
+        if crawler is None or crawler.stats.interrupted:
+            return  # an interrupted crawl is incomplete: --resume runs the whole-crawl rules
+        await crawler.storage.flush()
+        found = await asyncio.to_thread(read_site_findings, str(crawler.storage.path), self.audit)
+        crawler.storage.add_rows(_DELETE_SITE_FINDINGS, [(rule,) for rule in SITE_RULES])
+        if found:
+            crawler.storage.add_rows(_INSERT_SITE_FINDING, found)
+        await crawler.storage.flush()
+        self.site_findings = len(found)
+
+    def __repr__(self) -> str:
+        return (
+            f"<AuditPlugin {self.name!r} page_findings={self.findings} "
+            f"site_findings={self.site_findings} pending_text={len(self._facts)}>"
+        )
+
+    def summary(self) -> list[tuple[str, str]]:
+        if self.crawler is None:
+            return []
+        total = self.findings + self.site_findings
+        return [("audit findings", f"{total:,} (python -m crawler report {self.config.db})")]
