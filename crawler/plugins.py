@@ -13,6 +13,7 @@ plugin and goes on.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping, Sequence
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -74,6 +75,15 @@ class Plugin:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+def check_setting_keys(table: Mapping[str, Any], known: Sequence[str], where: str) -> None:
+    """Refuse a plugin settings table with a key outside ``known`` (a typo, most likely)."""
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
+            raise PluginError(f"{where} unknown setting {key!r} ({hint})")
 
 
 def available_plugins() -> dict[str, EntryPoint]:

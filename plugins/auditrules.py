@@ -7,12 +7,12 @@ Every finding the audit plugin writes names one of these rules. The ids are stab
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 from crawler.errors import PluginError
+from crawler.plugins import check_setting_keys
 
 if TYPE_CHECKING:
     from crawler.config import Config
@@ -259,11 +259,7 @@ class AuditSettings:
         """Check the ``[audit]`` table; PluginError names the key and the value."""
         where = f"{config.config_path}: [audit]" if config.config_path else "[audit]"
         known = ("slow_response_seconds", *_INT_SETTINGS)
-        for key in table:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
-                raise PluginError(f"{where} unknown setting {key!r} ({hint})")
+        check_setting_keys(table, known, where)
         values: dict[str, Any] = {}
         for key, default in _INT_SETTINGS.items():
             value = table.get(key, default)

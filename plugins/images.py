@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import difflib
 import hashlib
 import os
 import sqlite3
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from crawler.errors import PluginError
-from crawler.plugins import Plugin
+from crawler.plugins import Plugin, check_setting_keys
 from crawler.progress import human_bytes
 from plugins.imageinfo import ImageInfo, identify, probe
 from plugins.imagestore import ImageStore
@@ -98,11 +97,7 @@ class ImageSettings:
         """Check the ``[images]`` table; PluginError names the key and the value."""
         where = f"{config.config_path}: [images]" if config.config_path else "[images]"
         known = ("dir", "min_width", "min_height", "min_bytes", "prefer_largest_srcset")
-        for key in table:
-            if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}"
-                raise PluginError(f"{where} unknown setting {key!r} ({hint})")
+        check_setting_keys(table, known, where)
         limits: dict[str, int] = {}
         for key in ("min_width", "min_height", "min_bytes"):
             value = table.get(key, 0)
