@@ -73,6 +73,7 @@ class ParsedPage:
     ids: tuple[str, ...]  # id="" and <a name=""> values, deduplicated, at most MAX_IDS
     word_count: int
     encoding: str  # Python codec name used to decode the body, e.g. "utf-8", "cp1251"
+    missing_alt: tuple[str, ...] = ()  # <img> URLs with no alt attribute at all (alt="" is fine)
 
 
 # --------------------------------------------------------------------------- text decoding
@@ -349,6 +350,7 @@ class _PageBuilder:
         "images",
         "lang",
         "links",
+        "missing_alt",
         "nofollow",
         "noindex",
         "resolved",
@@ -362,6 +364,7 @@ class _PageBuilder:
         # (url, tag) -> (rel nofollow, follow-able tag, text); dicts keep insertion order
         self.links: dict[tuple[str, str], tuple[bool, bool, str]] = {}
         self.images: dict[str, None] = {}
+        self.missing_alt: dict[str, None] = {}
         self.srcsets: list[tuple[tuple[str, float], ...]] = []
         self.ids: dict[str, None] = {}
         self.title: str | None = None
@@ -430,6 +433,10 @@ class _PageBuilder:
                 self._add_id(name)
         elif tag == "img":
             alt = _collapse(attrs.get("alt") or "")[:MAX_LINK_TEXT]
+            if "alt" not in attrs:
+                src = self.resolve(attrs.get("src") or attrs.get("data-src"))
+                if src is not None:
+                    self.missing_alt[src] = None
             self.image(attrs.get("src"), tag, alt)
             self.srcset(attrs.get("srcset"), tag, alt)
             self.image(attrs.get("data-src"), tag, alt)
@@ -537,6 +544,7 @@ class _PageBuilder:
             h1_count=self.h1_count,
             lang=self.lang,
             ids=tuple(self.ids),
+            missing_alt=tuple(self.missing_alt),
             word_count=word_count,
             encoding=encoding,
         )

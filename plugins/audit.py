@@ -129,6 +129,8 @@ def page_findings(row: PageRow, page: ParsedPage, settings: AuditSettings) -> li
                 url, "multiple_h1", f"{page.h1_count} <h1> headings: keep one, demote the others"
             )
         )
+    for image in page.missing_alt:
+        found.append(finding(url, "missing_alt", f"<img src={image!r}> has no alt attribute"))
     if page.word_count < settings.thin_content_words:
         found.append(
             finding(

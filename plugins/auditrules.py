@@ -135,6 +135,12 @@ RULES: Final = _rules(
         "Add one <h1> heading that says what the page is about.",
     ),
     Rule(
+        "missing_alt",
+        "warning",
+        "Image without an alt attribute",
+        'Give every <img> an alt text that says what it shows, or alt="" if it is decoration.',
+    ),
+    Rule(
         "multiple_h1",
         "notice",
         "Page with several <h1>",

@@ -113,6 +113,10 @@ def build_audit_site(site: Site) -> dict[tuple[str, str], set[tuple[str | None, 
     page("/no-description", description=None)
     page("/no-h1", h1s=0)
     page("/two-h1", h1s=2)
+    page(
+        "/no-alt",
+        body='<img src="/small.png"><img src="/small.png" alt=""><img src="/big.png" alt="big">',
+    )
     page("/thin", text=words("thin", 30))
     page("/noindex", head='<meta name="robots" content="noindex">')
     site.add_slow("/slow", 0.6, audit_page("/slow"))
@@ -194,6 +198,7 @@ def build_audit_site(site: Site) -> dict[tuple[str, str], set[tuple[str | None, 
             at("title_too_short", "/short-title"),
             at("missing_meta_description", "/no-description"),
             at("missing_h1", "/no-h1"),
+            at("missing_alt", "/no-alt"),
             at("multiple_h1", "/two-h1"),
             at("thin_content", "/thin"),
             at("noindex", "/noindex"),

@@ -899,3 +899,13 @@ def test_random_garbage_never_raises() -> None:
         page = parse_html(body, PAGE, rng.choice(headers))
         assert isinstance(page, ParsedPage)
         assert all(not url.startswith("data:") for url in page.images)
+
+
+def test_images_without_an_alt_attribute_are_listed() -> None:
+    page = parse_html(
+        b'<img src="/a.png"><img src="/b.png" alt=""><img src="/c.png" alt="c">'
+        b'<img data-src="/d.png"><img src="/a.png">',
+        "http://example.com/p",
+        {"content-type": "text/html"},
+    )
+    assert page.missing_alt == ("http://example.com/a.png", "http://example.com/d.png")
