@@ -74,6 +74,7 @@ class ParsedPage:
     word_count: int
     encoding: str  # Python codec name used to decode the body, e.g. "utf-8", "cp1251"
     missing_alt: tuple[str, ...] = ()  # <img> URLs with no alt attribute at all (alt="" is fine)
+    hreflang: tuple[tuple[str, str], ...] = ()  # <link rel=alternate hreflang=L href=U>: (L, U)
 
 
 # --------------------------------------------------------------------------- text decoding
@@ -346,6 +347,7 @@ class _PageBuilder:
         "canonical",
         "description",
         "h1_count",
+        "hreflang",
         "ids",
         "images",
         "lang",
@@ -365,6 +367,7 @@ class _PageBuilder:
         self.links: dict[tuple[str, str], tuple[bool, bool, str]] = {}
         self.images: dict[str, None] = {}
         self.missing_alt: dict[str, None] = {}
+        self.hreflang: dict[tuple[str, str], None] = {}
         self.srcsets: list[tuple[tuple[str, float], ...]] = []
         self.ids: dict[str, None] = {}
         self.title: str | None = None
@@ -492,6 +495,9 @@ class _PageBuilder:
         url = self.link(href, "link", "nofollow" in rels)
         if "canonical" in rels and self.canonical is None:
             self.canonical = url
+        lang = (attrs.get("hreflang") or "").strip()
+        if "alternate" in rels and lang and url is not None:
+            self.hreflang[lang, url] = None
         if rels & _ICON_RELS:
             self.image(href, "link")
         elif "preload" in rels and (attrs.get("as") or "").strip().lower() == "image":
@@ -545,6 +551,7 @@ class _PageBuilder:
             lang=self.lang,
             ids=tuple(self.ids),
             missing_alt=tuple(self.missing_alt),
+            hreflang=tuple(self.hreflang),
             word_count=word_count,
             encoding=encoding,
         )

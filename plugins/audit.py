@@ -10,8 +10,8 @@ duplicates, canonicals, fragments) need every page, so they run at the end over 
 Findings go to the contract's ``audit(url, rule, severity, detail)`` table, plus two columns of
 ours for link rules: ``src_url`` (the page with the link) and ``anchor`` (its text). The plugin
 keeps what the whole-crawl rules need in ``audit_pages`` (one row per parsed page) and
-``audit_fragments`` (links with a ``#fragment``), and the anchor text of links in
-``audit_anchors``.
+``audit_fragments`` (links with a ``#fragment``), the anchor text of links in
+``audit_anchors``, and ``<link rel=alternate hreflang>`` annotations in ``audit_hreflang``.
 
 Settings, in config.toml's ``[audit]`` table: see :class:`plugins.auditrules.AuditSettings`.
 """
@@ -50,6 +50,7 @@ CREATE INDEX IF NOT EXISTS audit_anchors_dst ON audit_anchors(dst_url);
 CREATE TABLE IF NOT EXISTS audit_fragments(
     src_url TEXT, dst_url TEXT, fragment TEXT, anchor TEXT
 );
+CREATE TABLE IF NOT EXISTS audit_hreflang(src_url TEXT, lang TEXT, dst_url TEXT);
 CREATE INDEX IF NOT EXISTS audit_url ON audit(url);
 """
 
@@ -64,6 +65,7 @@ _INSERT_SITE_FINDING: Final = INSERT_FINDING + " /* whole-crawl rules */"
 _INSERT_PAGE: Final = "INSERT OR REPLACE INTO audit_pages VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_ANCHOR: Final = "INSERT INTO audit_anchors VALUES (?, ?, ?)"
 _INSERT_FRAGMENT: Final = "INSERT INTO audit_fragments VALUES (?, ?, ?, ?)"
+_INSERT_HREFLANG: Final = "INSERT INTO audit_hreflang VALUES (?, ?, ?)"
 # Elements whose URL the browser loads as part of the page (not navigation).
 _RESOURCE_TAGS: Final = frozenset(
     {"img", "script", "iframe", "frame", "source", "video", "audio", "embed", "object", "input"}
@@ -130,7 +132,7 @@ def page_findings(row: PageRow, page: ParsedPage, settings: AuditSettings) -> li
             )
         )
     for image in page.missing_alt:
-        found.append(finding(url, "missing_alt", f"<img src={image!r}> has no alt attribute"))
+        found.append(finding(image, "missing_alt", f"<img> on {url} has no alt attribute", url))
     if page.word_count < settings.thin_content_words:
         found.append(
             finding(
@@ -253,6 +255,10 @@ class AuditPlugin(Plugin):
         anchors = [(row.url, link.url, link.text) for link in page.links if link.text]
         if anchors:
             storage.add_rows(_INSERT_ANCHOR, anchors)
+        if page.hreflang:
+            storage.add_rows(
+                _INSERT_HREFLANG, [(row.url, lang, url) for lang, url in page.hreflang]
+            )
         if facts is not None and facts.fragments:
             storage.add_rows(
                 _INSERT_FRAGMENT,

@@ -135,6 +135,13 @@ RULES: Final = _rules(
         "Add one <h1> heading that says what the page is about.",
     ),
     Rule(
+        "hreflang_error",
+        "warning",
+        "Broken hreflang annotation",
+        "Use a valid language code (en, en-GB, x-default), point it at a page that answers 200, "
+        "and make that page link back with its own hreflang annotations.",
+    ),
+    Rule(
         "missing_alt",
         "warning",
         "Image without an alt attribute",

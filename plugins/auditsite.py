@@ -11,6 +11,7 @@ stand aside.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ SITE_RULES: Final = (
     "near_duplicate_content",
     "canonical_mismatch",
     "canonical_error",
+    "hreflang_error",
 )
 BLOCKED_STATUSES: Final = (401, 403, 429)
 NEAR_DUPLICATE_MIN_WORDS: Final = 50  # fewer words: thin_content says enough
@@ -240,6 +242,49 @@ def _canonical_findings(db: sqlite3.Connection) -> Iterator[Finding]:
             )
 
 
+# BCP 47 as hreflang uses it: language, optional script, optional region; or x-default.
+_HREFLANG_RE: Final = re.compile(
+    r"x-default|[a-z]{2,3}(?:-[a-z]{4})?(?:-(?:[a-z]{2}|[0-9]{3}))?", re.IGNORECASE
+)
+
+
+def _hreflang_findings(db: sqlite3.Connection) -> Iterator[Finding]:
+    rows = db.execute(
+        """
+        SELECT h.src_url, h.lang, h.dst_url, p.url IS NOT NULL, p.status, p.error,
+               t.url IS NOT NULL,
+               EXISTS (SELECT 1 FROM audit_hreflang AS back
+                       WHERE back.src_url = h.dst_url AND back.dst_url = h.src_url)
+        FROM audit_hreflang AS h
+        LEFT JOIN pages AS p ON p.url = h.dst_url
+        LEFT JOIN audit_pages AS t ON t.url = h.dst_url
+        """
+    )
+    for src, lang, dst, crawled, status, error, parsed, links_back in rows:
+        if not _HREFLANG_RE.fullmatch(lang):
+            yield finding(
+                dst,
+                "hreflang_error",
+                f"hreflang={lang!r} on {src} is not a language code: write it like en, en-GB "
+                "or x-default",
+                src,
+            )
+        elif crawled and status != 200:
+            yield finding(
+                dst,
+                "hreflang_error",
+                f"hreflang {lang} alternate of {src} answers {_answer(status, error)}",
+                src,
+            )
+        elif parsed and dst != src and not links_back:
+            yield finding(
+                dst,
+                "hreflang_error",
+                f"hreflang {lang} alternate of {src} has no hreflang link back to it",
+                src,
+            )
+
+
 def _fragment_findings(db: sqlite3.Connection) -> Iterator[Finding]:
     rows = db.execute(
         """
@@ -275,4 +320,5 @@ def site_findings(db: sqlite3.Connection, settings: AuditSettings) -> list[Findi
     found += _duplicates(db, "p.content_hash", "duplicate_content", "content (bytes)")
     found += _near_duplicates(db, settings.near_duplicate_bits)
     found += _canonical_findings(db)
+    found += _hreflang_findings(db)
     return found

@@ -113,6 +113,16 @@ def build_audit_site(site: Site) -> dict[tuple[str, str], set[tuple[str | None, 
     page("/no-description", description=None)
     page("/no-h1", h1s=0)
     page("/two-h1", h1s=2)
+    alternate = '<link rel="alternate" hreflang="{}" href="{}">'.format
+    page(
+        "/hreflang-en",
+        head=alternate("en", "/hreflang-en")
+        + alternate("de", "/hreflang-de")
+        + alternate("it", "/hreflang-it")  # /hreflang-it does not link back
+        + alternate("english", "/hreflang-de"),  # not a language code
+    )
+    page("/hreflang-de", head=alternate("de", "/hreflang-de") + alternate("en", "/hreflang-en"))
+    page("/hreflang-it")
     page(
         "/no-alt",
         body='<img src="/small.png"><img src="/small.png" alt=""><img src="/big.png" alt="big">',
@@ -198,7 +208,9 @@ def build_audit_site(site: Site) -> dict[tuple[str, str], set[tuple[str | None, 
             at("title_too_short", "/short-title"),
             at("missing_meta_description", "/no-description"),
             at("missing_h1", "/no-h1"),
-            at("missing_alt", "/no-alt"),
+            at("missing_alt", "/small.png", ("/no-alt", None)),
+            at("hreflang_error", "/hreflang-de", ("/hreflang-en", None)),
+            at("hreflang_error", "/hreflang-it", ("/hreflang-en", None)),
             at("multiple_h1", "/two-h1"),
             at("thin_content", "/thin"),
             at("noindex", "/noindex"),

@@ -909,3 +909,17 @@ def test_images_without_an_alt_attribute_are_listed() -> None:
         {"content-type": "text/html"},
     )
     assert page.missing_alt == ("http://example.com/a.png", "http://example.com/d.png")
+
+
+def test_hreflang_alternates_are_kept() -> None:
+    page = parse_html(
+        b'<link rel="alternate" hreflang="de" href="/de/">'
+        b'<link rel="Alternate" hreflang=" x-default " href="https://example.com/">'
+        b'<link rel="alternate" href="/feed.xml"><link rel="stylesheet" hreflang="fr" href="/s">',
+        "http://example.com/en/",
+        {"content-type": "text/html"},
+    )
+    assert page.hreflang == (
+        ("de", "http://example.com/de/"),
+        ("x-default", "https://example.com/"),
+    )
