@@ -20,18 +20,16 @@ from pathlib import Path
 from typing import Final
 
 from plugins.auditreport import (
-    EXIT_FINDINGS,
-    EXIT_OK,
     EXIT_USAGE,
     ArgumentParser,
     AuditData,
     ReportError,
     add_fail_on,
-    fails,
+    fail_exit,
     load_audit,
     write_output,
 )
-from plugins.auditrules import SEVERITIES, Finding
+from plugins.auditrules import Finding
 
 __all__ = ["AuditDiff", "diff_audits", "diff_main", "render_diff"]
 
@@ -112,9 +110,4 @@ def diff_main(argv: Sequence[str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     worse = AuditData(new.db, diff.new + tuple(n for _, n in diff.changed), ())
-    if fails(worse, args.fail_on):
-        counts = worse.counts()
-        shown = ", ".join(f"{counts[s]} {s}(s)" for s in SEVERITIES if counts.get(s))
-        print(f"audit diff: new or changed {shown}; failing on {args.fail_on}", file=sys.stderr)
-        return EXIT_FINDINGS
-    return EXIT_OK
+    return fail_exit(worse, args.fail_on, "audit diff: new or changed")

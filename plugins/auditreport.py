@@ -103,6 +103,16 @@ def fails(data: AuditData, fail_on: str | None) -> bool:
     return any(_RANK.get(f.severity, 99) <= _RANK[fail_on] for f in data.findings)
 
 
+def fail_exit(data: AuditData, fail_on: str | None, what: str) -> int:
+    """EXIT_FINDINGS (saying why on stderr) when ``data`` fails ``--fail-on``, else EXIT_OK."""
+    if not fails(data, fail_on):
+        return EXIT_OK
+    counts = data.counts()
+    shown = ", ".join(f"{counts[s]} {s}(s)" for s in SEVERITIES if counts.get(s))
+    print(f"{what}: {shown}; failing on {fail_on}", file=sys.stderr)
+    return EXIT_FINDINGS
+
+
 def _rule(rule_id: str) -> Rule:
     return RULES.get(rule_id) or Rule(rule_id, "notice", rule_id, rule_id)
 
@@ -336,9 +346,4 @@ def report_main(argv: Sequence[str]) -> int:
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if fails(data, args.fail_on):
-        counts = data.counts()
-        worst = ", ".join(f"{counts[s]} {s}(s)" for s in SEVERITIES if counts.get(s))
-        print(f"audit: {worst}; failing on {args.fail_on}", file=sys.stderr)
-        return EXIT_FINDINGS
-    return EXIT_OK
+    return fail_exit(data, args.fail_on, "audit")
