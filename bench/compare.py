@@ -52,12 +52,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.checks import SHOWN, check_links, check_pages, examples
 from bench.crawl import crawler_command
 from bench.nginx import NginxError, NginxSite, free_port
 from bench.procs import MB, REPO_ROOT, become_subreaper, describe_crawler, run_measured
@@ -72,7 +72,6 @@ BENCH_VENV = REPO_ROOT / ".venv-bench"
 SPIDER = REPO_ROOT / "bench" / "scrapy_spider.py"
 LIMIT = REPO_ROOT / "bench" / "limit.py"
 CONTENDERS = ("crawler", "scrapy", "limit")
-SHOWN = 5  # examples listed per kind of problem
 
 
 @dataclass(slots=True)
@@ -112,45 +111,6 @@ class Run:
 
 
 # --------------------------------------------------------------------------- checks
-
-
-def _examples(items: Collection[Any]) -> str:
-    shown = sorted(items, key=str)[:SHOWN]
-    more = f" (+{len(items) - SHOWN} more)" if len(items) > SHOWN else ""
-    return ", ".join(map(str, shown)) + more
-
-
-def check_pages(plan: SitePlan, rows: Sequence[tuple[str, int, Any]]) -> list[str]:
-    """(url, status, error) rows: exactly the site's pages, each once, all 200 without error."""
-    problems = []
-    urls = Counter(url for url, _, _ in rows)
-    expected = plan.expected_pages
-    if missing := expected - urls.keys():
-        problems.append(f"{len(missing)} page(s) missing: {_examples(missing)}")
-    if extra := urls.keys() - expected:
-        problems.append(f"{len(extra)} URL(s) that are not pages of the site: {_examples(extra)}")
-    if repeated := {url: n for url, n in urls.items() if n > 1}:
-        problems.append(f"{len(repeated)} page(s) more than once: {_examples(repeated.items())}")
-    if bad := [(u, s, e) for u, s, e in rows if s != 200 or e is not None]:
-        problems.append(f"{len(bad)} page(s) not 200 or with an error: {_examples(bad)}")
-    return problems
-
-
-def check_links(plan: SitePlan, rows: Iterable[tuple[str, str, str]]) -> list[str]:
-    """(src, dst, tag) rows: exactly the expected links rows, each once."""
-    problems = []
-    counted = Counter(rows)
-    expected = plan.expected_links
-    total = counted.total()
-    if total != len(expected):
-        problems.append(f"{total} links rows, expected {len(expected)}")
-    if missing := expected - counted.keys():
-        problems.append(f"{len(missing)} link row(s) missing: {_examples(missing)}")
-    if extra := counted.keys() - expected:
-        problems.append(f"{len(extra)} unexpected link row(s): {_examples(extra)}")
-    if repeated := {row: n for row, n in counted.items() if n > 1}:
-        problems.append(f"{len(repeated)} link row(s) stored more than once")
-    return problems
 
 
 def read_database(db: Path, pages_sql: str) -> tuple[list[Any], list[Any]]:
@@ -467,7 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         site.start()
         if problems := site.verify():
             raise NginxError(
-                f"nginx does not serve the site as planned: {_examples(problems)}; "
+                f"nginx does not serve the site as planned: {examples(problems)}; "
                 f"error log: {site.errors()}"
             )
         print(

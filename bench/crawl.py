@@ -49,11 +49,12 @@ import statistics
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.checks import check_links, check_pages, examples
 from bench.procs import (
     MB,
     BenchServer,
@@ -66,8 +67,6 @@ from bench.report import align
 from bench.sitegen import DEFAULT_PAGES, DEFAULT_SEED, SitePlan, check_plan, plan_site
 
 __all__ = ["RoundResult", "main"]
-
-SHOWN = 5  # examples listed per kind of problem
 
 
 @dataclass(slots=True)
@@ -164,12 +163,6 @@ def run_round(
 # --------------------------------------------------------------------------- checks
 
 
-def _examples(items: Collection[Any]) -> str:
-    shown = sorted(items, key=str)[:SHOWN]
-    more = f" (+{len(items) - SHOWN} more)" if len(items) > SHOWN else ""
-    return ", ".join(map(str, shown)) + more
-
-
 def verify_database(db: Path, plan: SitePlan, result: RoundResult) -> None:
     """Compare the pages and links tables with the plan; append what differs to problems."""
     import sqlite3
@@ -182,35 +175,10 @@ def verify_database(db: Path, plan: SitePlan, result: RoundResult) -> None:
         connection.close()
     problems = result.problems
     result.pages = len(pages)
-
-    urls = {url for url, _, _, _ in pages}
-    expected = plan.expected_pages
-    if missing := expected - urls:
-        problems.append(f"{len(missing)} page(s) missing from pages: {_examples(missing)}")
-    if extra := urls - expected:
-        problems.append(f"{len(extra)} unexpected pages row(s): {_examples(extra)}")
-    if len(urls) != len(pages):
-        problems.append(f"pages has {len(pages)} rows for {len(urls)} distinct URLs")
-    if bad := [(u, s, e, k) for u, s, e, k in pages if s != 200 or e is not None]:
-        kinds = Counter(f"status={s} error_kind={k}" for _, s, _, k in bad)
-        problems.append(
-            f"{len(bad)} pages row(s) not 200 or with an error ({dict(kinds)}): "
-            + _examples([f"{u} {s} {e!r}" for u, s, e, _ in bad])
-        )
-
-    rows = Counter((src, dst, tag) for src, dst, tag, _ in links)
-    if len(links) != len(plan.expected_links):
-        problems.append(f"links has {len(links)} rows, expected {len(plan.expected_links)}")
-    if missing_links := plan.expected_links - rows.keys():
-        sources = {src for src, _, _ in missing_links}
-        problems.append(
-            f"{len(missing_links)} link row(s) missing (from {len(sources)} page(s)): "
-            + _examples(missing_links)
-        )
-    if extra_links := rows.keys() - plan.expected_links:
-        problems.append(f"{len(extra_links)} unexpected link row(s): {_examples(extra_links)}")
-    if repeated := {row: n for row, n in rows.items() if n > 1}:
-        problems.append(f"{len(repeated)} link row(s) stored more than once: {_examples(repeated)}")
+    problems += check_pages(plan, [(url, status, error) for url, status, error, _ in pages])
+    if bad := Counter(f"status={s} error_kind={k}" for _, s, e, k in pages if s != 200 or e):
+        problems.append(f"bad pages rows by kind: {dict(bad)}")
+    problems += check_links(plan, [(src, dst, tag) for src, dst, tag, _ in links])
     if nofollow := sum(1 for *_, flag in links if flag):
         problems.append(f"{nofollow} link row(s) with nofollow=1 (the site has none)")
 
@@ -225,12 +193,12 @@ def verify_requests(stats: dict[str, Any], plan: SitePlan, result: RoundResult) 
     if stats["repeated"]:
         result.problems.append(
             f"{stats['repeated']} target(s) requested more than once: "
-            + _examples(list(stats["repeated_targets"].items()))
+            + examples(list(stats["repeated_targets"].items()))
         )
     if stats["not_found"]:
         result.problems.append(
             f"{stats['not_found']} request(s) for targets the site does not have: "
-            + _examples(stats["not_found_targets"])
+            + examples(stats["not_found_targets"])
         )
 
 

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.checks import SHOWN
 from bench.crawl import crawler_command
 from bench.procs import (
     MB,
@@ -66,7 +67,6 @@ DEFAULT_SMALL_FANOUT = 2
 SMALL_TARGET_MB = 150
 WIDE_TARGET_MB = 300
 DEFAULT_TIMEOUT = 3600.0  # seconds per crawl before the watchdog stops it
-SHOWN = 5  # examples listed per kind of problem
 
 
 @dataclass(frozen=True, slots=True)
