@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -104,3 +106,20 @@ async def run_crawl(tmp_path: Path) -> AsyncIterator[RunCrawl]:
     yield run
     for conn in opened:
         conn.close()
+
+
+def require_program(name: str) -> str:
+    """The path of system program ``name``, which scripts/system-deps.sh installs.
+
+    Missing, the calling test is skipped locally (the reason names the script) and fails under
+    CI (``CI=true``), where the script has run and the program must be there.
+    """
+    found = shutil.which(name) or (
+        f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None
+    )
+    if found is not None:
+        return found
+    reason = f"{name} is not installed: run `bash scripts/system-deps.sh` (Debian packages)"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(reason)
+    pytest.skip(reason)
