@@ -92,6 +92,7 @@ class Config:
     max_redirects: int = 10
     respect_robots: bool = True
     workers: int | None = None
+    adaptive: bool = True
     plugin_settings: Mapping[str, Mapping[str, Any]] = field(
         default_factory=lambda: MappingProxyType({}), hash=False
     )
@@ -165,13 +166,18 @@ _RULES: Final[dict[str, _Rule]] = {
     "max_redirects": _Rule("int", 0),
     "respect_robots": _Rule("bool"),
     "workers": _Rule("int", 0, optional=True),
+    "adaptive": _Rule("bool"),
 }
 
 CONFIG_KEYS: Final[frozenset[str]] = frozenset(_RULES)
 """The top-level keys config.toml accepts (tables aside)."""
 
 _COMMAND_LINE_ONLY: Final = {"resume": "--resume", "quiet": "--quiet", "config": "--config"}
-_FLAG_FOR: Final = {"plugins": "--plugin", "respect_robots": "--no-robots"}
+_FLAG_FOR: Final = {
+    "plugins": "--plugin",
+    "respect_robots": "--no-robots",
+    "adaptive": "--fixed-concurrency",
+}
 
 
 class _Invalid(Exception):
@@ -355,6 +361,14 @@ def _build_parser() -> _ArgumentParser:
         action="store_false",
         default=None,
         help="ignore robots.txt",
+    )
+    add(
+        "--fixed-concurrency",
+        dest="adaptive",
+        action="store_false",
+        default=None,
+        help="keep --concurrency requests in flight; by default the crawler lowers it while the "
+        "event loop lags or servers slow down",
     )
     return parser
 

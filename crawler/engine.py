@@ -16,12 +16,15 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from crawler.analyze import Analysis, analyze
+from crawler.analyze import Analysis, analyze, digest
+from crawler.concurrency import ConcurrencyController, ConcurrencyLimit
 from crawler.config import Config
 from crawler.cpu import CpuPool, default_workers
 from crawler.errors import ConfigError, StorageError
 from crawler.fetcher import Fetcher, Inspector, Response, retry_delay, should_retry
 from crawler.frontier import MemoryFrontier, Task
+from crawler.looplag import LoopLag
+from crawler.parse import SNIFF_BYTES, PageHook, PageHookError, is_html
 from crawler.plugins import Plugin, load_plugins
 from crawler.progress import Progress
 from crawler.robots import RobotsCache, fetch_robots
@@ -59,6 +62,10 @@ class CrawlStats:
     over_budget: int = 0
     plugin_errors: Counter[str] = field(default_factory=Counter)
     plugin_summary: list[tuple[str, str]] = field(default_factory=list)
+    # How the crawl ran: loop lag, concurrency, where parsing ran (for the summary).
+    details: list[tuple[str, str]] = field(default_factory=list)
+    loop_lag_p99: float = 0.0  # seconds
+    concurrency_low: int = 0  # the fewest requests in flight the controller allowed
     started_at: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
     interrupted: bool = False
@@ -119,8 +126,15 @@ class Crawler:
             claimer=storage.claim,
         )
         self.stats = CrawlStats()
+        self.lag = LoopLag()
+        self.controller = ConcurrencyController(config.concurrency)
         self.saved = saved
         self.plugins = list(plugins)
+        # Plugins' extra work on each HTML page, done in the parse worker on the same tree.
+        self._hooked: list[Plugin] = [p for p in self.plugins if type(p).page_hook is not None]
+        self._hooks: tuple[PageHook, ...] = tuple(
+            hook for p in self._hooked if (hook := type(p).page_hook) is not None
+        )
         self._started_urls = saved.pages if saved is not None else 0
         self._handlers: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -152,11 +166,17 @@ class Crawler:
                     self.progress.note(f"nothing to do: {reason}")
                 self.stats.finished_at = time.monotonic()
                 return self.stats
-        limit = asyncio.Semaphore(self.config.concurrency)
+        limit = ConcurrencyLimit(self.config.concurrency)
         for plugin in self.plugins:
             await self._call(plugin, "open", self)
         if self.progress is not None:
             self.progress.start(self)
+        self.lag.start()
+        controller = (
+            asyncio.create_task(self.controller.run(limit, self.lag), name="concurrency")
+            if self.config.adaptive
+            else None
+        )
         try:
             while True:
                 await limit.acquire()
@@ -173,6 +193,9 @@ class Crawler:
             if self.fatal is not None:
                 raise self.fatal
         finally:
+            if controller is not None:
+                controller.cancel()
+            self.lag.stop()
             for plugin in self.plugins:
                 await self._call(plugin, "close")
                 try:
@@ -182,9 +205,27 @@ class Crawler:
                     log.exception("plugin %r failed in summary()", plugin.name)
             self.stats.finished_at = time.monotonic()
             self.stats.spilled_urls = self.frontier.spills
+            self.stats.loop_lag_p99 = self.lag.percentile(0.99)
+            self.stats.concurrency_low = self.controller.lowest if controller else limit.size
+            self.stats.details = self._details(adaptive=controller is not None)
             if self.progress is not None:
                 self.progress.stop()
         return self.stats
+
+    def _details(self, *, adaptive: bool) -> list[tuple[str, str]]:
+        control = self.controller
+        if adaptive:
+            concurrency = (
+                f"{control.lowest}..{control.maximum} in flight, adapted "
+                f"{control.changes} times (loop lag, latency)"
+            )
+        else:
+            concurrency = f"{self.config.concurrency} in flight (fixed)"
+        return [
+            ("event loop lag", self.lag.describe()),
+            ("concurrency", concurrency),
+            ("parsing", self.cpu.describe()),
+        ]
 
     def request_asset(self, url: str, depth: int) -> bool:
         """Fetch ``url`` as an asset (an image, say): recorded, not parsed, scope not applied,
@@ -298,6 +339,7 @@ class Crawler:
         inspect = self.asset_inspector if task.kind == "asset" else None
         resp = await self.fetcher.fetch(task.url, inspect=inspect)
         self.stats.requests += 1
+        self.controller.observe(resp.elapsed_ms / 1000)
         self.frontier.release(task, resp.status, _slowdown(resp, task.attempt))
         if should_retry(resp) and task.attempt < self.config.retries and not self._stopping:
             self.stats.retries += 1
@@ -306,16 +348,22 @@ class Crawler:
         if resp.is_redirect:
             await self._redirect(task, resp)
             return
-        parse = task.kind == "page" and resp.status is not None and 200 <= resp.status < 300
-        analysis = await self.cpu.run(analyze, resp.body, task.url, resp.headers, parse)
+        if (
+            task.kind == "page"
+            and resp.status is not None
+            and 200 <= resp.status < 300
+            and is_html(resp.headers.get("content-type"), resp.body[:SNIFF_BYTES])
+        ):
+            analysis = await self.cpu.run(analyze, resp.body, task.url, resp.headers, self._hooks)
+        else:
+            analysis = await self.cpu.run(digest, resp.body)
         row = _page_row(task, resp, analysis)
         # Plugin hooks run before the row is saved: whatever they write or queue is committed
         # no later than the mark that this URL is done, so a crash never loses it.
         for plugin in self.plugins:
             await self._call(plugin, "on_response", task, resp, row)
         if analysis.page is not None:
-            for plugin in self.plugins:
-                await self._call(plugin, "on_page", row, analysis.page)
+            await self._on_page(row, analysis)
         if task.chain:
             self._finish_chain(task.chain, final_url=task.url, last=row)
         else:
@@ -323,6 +371,29 @@ class Crawler:
         if analysis.page is not None:
             self._links(task, analysis)
         await self.storage.wait_room()
+
+    async def _on_page(self, row: PageRow, analysis: Analysis) -> None:
+        data = dict(zip(map(id, self._hooked), analysis.extras, strict=False))
+        for plugin in self.plugins:
+            if id(plugin) not in data:
+                await self._call(plugin, "on_page", row, analysis.page)
+                continue
+            result = data[id(plugin)]
+            if isinstance(result, PageHookError):
+                self._hook_failed(plugin, result)
+                result = None
+            await self._call(plugin, "on_page", row, analysis.page, result)
+
+    def _hook_failed(self, plugin: Plugin, failure: PageHookError) -> None:
+        self.stats.plugin_errors[plugin.name] += 1
+        if (plugin.name, "page_hook") not in self._reported:
+            self._reported.add((plugin.name, "page_hook"))
+            log.error(
+                "plugin %r failed in its page hook %s (further failures are only counted):\n%s",
+                plugin.name,
+                failure.hook,
+                failure.error,
+            )
 
     def _links(self, task: Task, analysis: Analysis) -> None:
         page = analysis.page

@@ -15,9 +15,10 @@ import codecs
 import functools
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Final
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Final, NamedTuple
 
 import charset_normalizer
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -25,11 +26,15 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from crawler.urls import normalize_url
 
 __all__ = [
+    "HtmlDocument",
     "Link",
+    "PageHook",
+    "PageHookError",
     "ParsedPage",
     "decode_html",
     "is_html",
     "parse_html",
+    "parse_html_with",
     "parse_page",
     "parse_srcset",
 ]
@@ -44,9 +49,12 @@ SNIFF_BYTES: Final = 512
 FOLLOW_TAGS: Final = frozenset({"a", "area", "iframe", "frame"})
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
-    """One URL reference found in a page."""
+class Link(NamedTuple):
+    """One URL reference found in a page.
+
+    A named tuple rather than a dataclass: pages cross from the parse workers with dozens of
+    links each, and a tuple is rebuilt from its pickle in C (see ``ParsedPage.__reduce__``).
+    """
 
     url: str  # normalized absolute URL
     tag: str  # the element: a, area, link, img, iframe, frame, script, source, ...
@@ -75,6 +83,24 @@ class ParsedPage:
     encoding: str  # Python codec name used to decode the body, e.g. "utf-8", "cp1251"
     missing_alt: tuple[str, ...] = ()  # <img> URLs with no alt attribute at all (alt="" is fine)
     hreflang: tuple[tuple[str, str], ...] = ()  # <link rel=alternate hreflang=L href=U>: (L, U)
+
+    def __reduce__(self) -> tuple[Callable[..., ParsedPage], tuple[Any, ...]]:
+        # The fields as a plain tuple, links as plain tuples: unpickled and rebuilt in C,
+        # several times faster than dataclasses' own __setstate__ and a Link per REDUCE.
+        values = tuple(() if name == "links" else getattr(self, name) for name in _PAGE_FIELDS)
+        return _rebuild_page, (tuple(map(tuple, self.links)), values)
+
+
+_PAGE_FIELDS: Final = tuple(f.name for f in fields(ParsedPage))
+
+
+def _rebuild_page(links: tuple[tuple[Any, ...], ...], values: tuple[Any, ...]) -> ParsedPage:
+    page = ParsedPage(*values)
+    object.__setattr__(page, "links", tuple([_new_tuple(Link, row) for row in links]))
+    return page
+
+
+_new_tuple: Final = tuple.__new__
 
 
 # --------------------------------------------------------------------------- text decoding
@@ -566,11 +592,37 @@ def _anchor_text(node: LexborNode) -> str:
     return text[:MAX_LINK_TEXT]
 
 
+@dataclass(frozen=True, slots=True)
+class HtmlDocument:
+    """A parsed page as a plugin's page hook sees it, in the parse worker (see PageHook).
+
+    ``tree`` has had its ``<script>``, ``<style>`` and ``<template>`` elements removed; a hook
+    may change it further (hooks run one after the other, in plugin order).
+    """
+
+    tree: LexborHTMLParser
+    url: str  # the page's normalized URL
+    base: str  # what relative references resolve against (<base href> or the page URL)
+    page: ParsedPage
+
+
+# A plugin's extra work on each HTML page, done in the same parse (see Plugin.page_hook): a
+# module-level function, so that it can be sent to the worker processes by reference.
+PageHook = Callable[[HtmlDocument], object]
+
+
 def parse_html(body: bytes, url: str, headers: Mapping[str, str]) -> ParsedPage:
     """Parse an HTML page. ``url`` is its final URL; ``headers`` have lowercase keys.
 
     Never raises on malformed HTML or undecodable bytes.
     """
+    return parse_html_with(body, url, headers, ())[0]
+
+
+def parse_html_with(
+    body: bytes, url: str, headers: Mapping[str, str], hooks: Sequence[PageHook]
+) -> tuple[ParsedPage, tuple[object, ...]]:
+    """:func:`parse_html`, then each of ``hooks`` on the same tree: (page, hook results)."""
     text, encoding = decode_html(body, headers.get("content-type"))
     tree = LexborHTMLParser(text)
     page_url = normalize_url(url)
@@ -579,23 +631,44 @@ def parse_html(body: bytes, url: str, headers: Mapping[str, str]) -> ParsedPage:
     base_node = tree.css_first("base[href]")
     if base_node is not None:
         base_href = normalize_url(base_node.attributes.get("href") or "", page_url)
-    page = _PageBuilder(base_href or page_url)
+    base = base_href or page_url
+    builder = _PageBuilder(base)
 
     for node in tree.css(_SELECTOR):
         tag = node.tag
         if tag is not None:
-            page.element(node, tag, node.attributes)
+            builder.element(node, tag, node.attributes)
 
     x_robots = _x_robots_directives(headers.get("x-robots-tag"))
-    page.noindex |= not x_robots.isdisjoint(("noindex", "none"))
-    page.nofollow |= not x_robots.isdisjoint(("nofollow", "none"))
+    builder.noindex |= not x_robots.isdisjoint(("noindex", "none"))
+    builder.nofollow |= not x_robots.isdisjoint(("nofollow", "none"))
 
     word_count = 0
+    tree.strip_tags(_WORDLESS_TAGS)
     body_node = tree.body
     if body_node is not None:
-        tree.strip_tags(_WORDLESS_TAGS)
         word_count = _count_words(body_node.text(separator=" "))
-    return page.build(word_count, base_href, encoding)
+    page = builder.build(word_count, base_href, encoding)
+    if not hooks:
+        return page, ()
+    document = HtmlDocument(tree, page_url or url, base or url, page)
+    return page, tuple(_run_hook(hook, document) for hook in hooks)
+
+
+@dataclass(frozen=True, slots=True)
+class PageHookError:
+    """What a page hook raised, in place of its result (tracebacks do not cross processes)."""
+
+    hook: str
+    error: str
+
+
+def _run_hook(hook: PageHook, document: HtmlDocument) -> object:
+    try:
+        return hook(document)
+    except Exception:
+        name = f"{getattr(hook, '__module__', '?')}.{getattr(hook, '__qualname__', hook)}"
+        return PageHookError(name, traceback.format_exc())
 
 
 def parse_page(body: bytes, url: str, headers: Mapping[str, str]) -> ParsedPage | None:

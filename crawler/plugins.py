@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from crawler.engine import Crawler
     from crawler.fetcher import Response
     from crawler.frontier import Task
-    from crawler.parse import ParsedPage
+    from crawler.parse import PageHook, ParsedPage
     from crawler.storage import PageRow
 
 ENTRY_POINT_GROUP = "crawler.plugins"
@@ -41,7 +41,12 @@ class Plugin:
       (fetch a URL that is not a page, such as an image, with robots.txt and politeness).
     - ``on_response(task, response, row)``: every URL fetched (pages and assets), with its
       ``pages`` row, after retries and before the row is saved.
-    - ``on_page(row, page)``: every HTML page parsed, with what the parser found.
+    - ``on_page(row, page)``: every HTML page parsed, with what the parser found. A plugin
+      that needs more from the HTML sets ``page_hook``: a module-level function of an
+      :class:`~crawler.parse.HtmlDocument` (the parsed tree, the page URL, its base), run in the
+      parse worker on the same tree, with no second parse; its return value (picklable) comes
+      to ``on_page(row, page, data)`` as a third argument. A hook that raises gives ``data``
+      None and counts as an error of the plugin.
     - ``close()``: once, at the end, also after Ctrl-C.
     - ``summary()``: lines for the end-of-crawl summary.
 
@@ -52,6 +57,7 @@ class Plugin:
 
     name: str = ""
     tables: ClassVar[str] = ""
+    page_hook: ClassVar[PageHook | None] = None
 
     def __init__(self, settings: Mapping[str, Any], config: Config) -> None:
         self.settings = settings

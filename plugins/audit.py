@@ -24,11 +24,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from crawler.parse import is_html
 from crawler.plugins import Plugin
 from plugins.auditrules import AuditSettings, Finding, finding
 from plugins.auditsite import SITE_RULES, site_findings
-from plugins.audittext import TextFacts, text_facts
+from plugins.audittext import TextFacts, document_facts
 
 if TYPE_CHECKING:
     from crawler.config import Config
@@ -203,12 +202,13 @@ class AuditPlugin(Plugin):
     """Site audit: per-page rules while crawling, whole-crawl rules at the end."""
 
     tables = TABLES
+    # SimHash and #fragment links, computed in the parse worker on the crawler's own tree.
+    page_hook = document_facts
 
     def __init__(self, settings: Mapping[str, Any], config: Config) -> None:
         super().__init__(settings, config)
         self.audit = AuditSettings.from_table(settings, config)
         self.crawler: Crawler | None = None
-        self._facts: dict[str, TextFacts] = {}
         self.findings = 0
         self.site_findings = 0
 
@@ -224,18 +224,12 @@ class AuditPlugin(Plugin):
     async def on_response(self, task: Task, response: Response, row: PageRow) -> None:
         assert self.crawler is not None
         self._write(response_findings(row, self.audit))
-        parsed = task.kind == "page" and row.status is not None and 200 <= row.status < 300
-        if parsed and is_html(response.headers.get("content-type"), response.body):
-            # on_page follows for HTML pages; the text's facts wait for it there.
-            self._facts[row.url] = await self.crawler.cpu.run(
-                text_facts, response.body, row.url, dict(response.headers)
-            )
 
-    async def on_page(self, row: PageRow, page: ParsedPage) -> None:
+    async def on_page(self, row: PageRow, page: ParsedPage, data: object = None) -> None:
         assert self.crawler is not None
         storage = self.crawler.storage
         self._write(page_findings(row, page, self.audit))
-        facts = self._facts.pop(row.url, None)
+        facts = data if isinstance(data, TextFacts) else None
         storage.add_rows(
             _INSERT_PAGE,
             [
@@ -266,7 +260,6 @@ class AuditPlugin(Plugin):
             )
 
     async def close(self) -> None:
-        self._facts.clear()
         crawler = self.crawler
         if crawler is None or crawler.stats.interrupted:
             return  # an interrupted crawl is incomplete: --resume runs the whole-crawl rules
@@ -281,7 +274,7 @@ class AuditPlugin(Plugin):
     def __repr__(self) -> str:
         return (
             f"<AuditPlugin {self.name!r} page_findings={self.findings} "
-            f"site_findings={self.site_findings} pending_text={len(self._facts)}>"
+            f"site_findings={self.site_findings}>"
         )
 
     def summary(self) -> list[tuple[str, str]]:

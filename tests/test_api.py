@@ -13,6 +13,7 @@ EXPECTED = {
     "Fetcher",
     "Frontier",
     "HostSlot",
+    "HtmlDocument",
     "Link",
     "MemoryFrontier",
     "ParsedPage",

@@ -148,6 +148,7 @@ max_bytes = 1000
 max_redirects = 3
 respect_robots = false
 workers = 0
+adaptive = false
 """
 
 ALL_KEYS_EXPECTED: dict[str, Any] = {
@@ -167,6 +168,7 @@ ALL_KEYS_EXPECTED: dict[str, Any] = {
     "max_redirects": 3,
     "respect_robots": False,
     "workers": 0,
+    "adaptive": False,
 }
 
 
@@ -225,6 +227,13 @@ def test_command_line_only_flags(tmp_path: Path) -> None:
     assert config.quiet is True
     assert config.respect_robots is False
     assert config.seed_file == Path("seeds.txt")
+
+
+def test_fixed_concurrency_flag(tmp_path: Path) -> None:
+    assert load(tmp_path).adaptive is True
+    assert load(tmp_path, "--fixed-concurrency").adaptive is False
+    write_config(tmp_path, "adaptive = true\n")
+    assert load(tmp_path, "--fixed-concurrency").adaptive is False
 
 
 def test_no_robots_overrides_file_true(tmp_path: Path) -> None:
