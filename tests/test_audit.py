@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from PIL import Image
 
@@ -441,12 +442,35 @@ async def test_json_and_csv_reports_hold_every_finding(site: Site, run_crawl: Ru
     assert severities == sorted(severities, key=("error", "warning", "notice").index)
 
 
+# The official SARIF 2.1.0 schema (OASIS Standard with Errata 01, JSON Schema draft-04), as
+# published by the OASIS SARIF TC in github.com/oasis-tcs/sarif-spec,
+# sarif-2.1/schema/sarif-schema-2.1.0.json at commit e0583813964ec43cea53b6b531b402866095ed1f;
+# its id is https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json.
+# Copyright OASIS Open, under the OASIS IPR Policy (see that repository's LICENSE.md).
+SARIF_SCHEMA = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
+
+
+def sarif_errors(document: Any) -> list[str]:
+    """Where ``document`` breaks the SARIF 2.1.0 schema, one line per violation."""
+    schema = json.loads(SARIF_SCHEMA.read_text(encoding="utf-8"))
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator = validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
+    return [f"{error.json_path}: {error.message}" for error in validator.iter_errors(document)]
+
+
 async def test_sarif_report(site: Site, run_crawl: RunCrawl) -> None:
     build_audit_site(site)
     result = await crawl_audit_site(site, run_crawl)
     code, text = report(result.path, "--format", "sarif")
     assert code == 0
     sarif = json.loads(text)
+    assert sarif_errors(sarif) == []
+    # The check has teeth: "notice" is our severity, not a SARIF level.
+    broken = json.loads(text)
+    broken["runs"][0]["results"][0]["level"] = "notice"
+    assert sarif_errors(broken) == [
+        "$.runs[0].results[0].level: 'notice' is not one of ['none', 'note', 'warning', 'error']"
+    ]
     assert sarif["version"] == "2.1.0"
     assert sarif["$schema"].endswith("sarif-2.1.0.json")
     (run,) = sarif["runs"]
@@ -454,6 +478,7 @@ async def test_sarif_report(site: Site, run_crawl: RunCrawl) -> None:
     assert {rule["id"] for rule in rules} == set(RULES)
     for rule in rules:
         assert rule["help"]["text"] == RULES[rule["id"]].help
+        assert rule["fullDescription"]["text"] == RULES[rule["id"]].help
         assert rule["shortDescription"]["text"]
         assert rule["defaultConfiguration"]["level"] in ("error", "warning", "note")
     assert len(run["results"]) == len(audit_rows(result))
@@ -571,7 +596,9 @@ async def test_command_line_crawl_then_report(site: Site, tmp_path: Path) -> Non
     )
     assert run.code == 3
     assert "1 error(s); failing on error" in run.stderr
-    results = json.loads((tmp_path / "a.sarif").read_text())["runs"][0]["results"]
+    sarif = json.loads((tmp_path / "a.sarif").read_text())
+    assert sarif_errors(sarif) == []
+    results = sarif["runs"][0]["results"]
     assert [
         (r["ruleId"], r["relatedLocations"][0]["physicalLocation"]["artifactLocation"]["uri"])
         for r in results
