@@ -18,6 +18,8 @@ wake-ups), and :class:`CpuPool` weighs that price against the work, by measuring
   ``max_batch``) leave together in one ``run_in_executor`` call, so the fixed price of a call is
   shared. A job that finds the queue empty lingers ``linger`` seconds (10 ms) for others; when
   pages arrive faster than the workers parse them, batches grow further by themselves.
+- **Start-up**: until a worker has started (forkserver, imports: up to a second), jobs run
+  inline, so the first pages of a crawl never wait for the pool.
 - **Back-pressure**: at most ``max_pending`` jobs wait or run at once; a caller beyond that
   waits for room, so a fast network cannot flood the pool with bodies.
 
@@ -143,6 +145,11 @@ class CpuPool:
             self._executor = ProcessPoolExecutor(
                 max_workers=workers, mp_context=context, initializer=_ignore_sigint
             )
+        # Starting the workers takes a while (forkserver, imports): jobs run inline until one
+        # of them has answered, so the first pages of a crawl never wait for it.
+        self._started = self._executor is None
+        if self._executor is not None:
+            self._executor.submit(_started).add_done_callback(self._on_started)
         self.jobs = 0
         self.inline_jobs = 0
         self.batches = 0
@@ -152,13 +159,23 @@ class CpuPool:
         """``fn(*args, **kwargs)``, inline or in a worker, whichever costs less."""
         name = f"{fn.__module__}.{fn.__qualname__}"
         size = payload_size(args)
-        if self._executor is None or (self.adaptive and self.model.inline(name, size)):
+        if self._executor is None or (
+            self.adaptive and (not self._started or self.model.inline(name, size))
+        ):
             return self._inline(fn, args, kwargs, name, size)
         async with self._room:
             future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
             self._waiting.append(_Job(fn, args, kwargs, name, size, future))
             self._send()
             return await future
+
+    @property
+    def ready(self) -> bool:
+        """True once a worker process has started (always, with no workers)."""
+        return self._started
+
+    def _on_started(self, done: Future[None]) -> None:
+        self._started = done.exception() is None  # (in the executor's thread; a plain flag)
 
     def _inline(
         self,
@@ -280,6 +297,10 @@ class CpuPool:
             f"jobs={self.jobs} inline={self.inline_jobs} batches={self.batches} "
             f"waiting={len(self._waiting)} busy={self.busy_seconds:.2f}s>"
         )
+
+
+def _started() -> None:
+    """Run by the first worker up: the pool can take jobs."""
 
 
 def _from_thread(

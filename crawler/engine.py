@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from crawler.analyze import Analysis, analyze, digest
@@ -127,6 +127,7 @@ class Crawler:
         )
         self.stats = CrawlStats()
         self.lag = LoopLag()
+        self._processing = asyncio.Semaphore(config.concurrency)
         self.controller = ConcurrencyController(config.concurrency)
         self.saved = saved
         self.plugins = list(plugins)
@@ -184,10 +185,11 @@ class Crawler:
                 if task is None:
                     limit.release()
                     break
-                handler = asyncio.create_task(self._handle(task))
+                fetched = _SlotRelease(limit)
+                handler = asyncio.create_task(self._handle(task, fetched))
                 self._handlers.add(handler)
                 handler.add_done_callback(self._handlers.discard)
-                handler.add_done_callback(lambda _: limit.release())
+                handler.add_done_callback(fetched)
             if self._handlers:
                 await asyncio.gather(*self._handlers, return_exceptions=True)
             if self.fatal is not None:
@@ -271,13 +273,21 @@ class Crawler:
         for handler in list(self._handlers):
             handler.cancel()
 
-    async def _handle(self, task: Task) -> None:
+    async def _handle(self, task: Task, fetched: Callable[[], None]) -> None:
+        """Fetch ``task`` and process the answer. ``fetched`` frees the request's concurrency
+        slot once the answer is in: the next request goes out while this one is processed."""
         self.stats.in_flight += 1
+        processing = False
         try:
             if task.kind == "robots":
                 await self._robots(task)
             else:
-                await self._page(task)
+                response = await self._fetch(task)
+                if response is not None:
+                    await self._processing.acquire()  # bodies being processed are bounded too
+                    processing = True
+                    fetched()
+                    await self._page(task, response)
         except asyncio.CancelledError:
             raise
         except StorageError as exc:
@@ -288,6 +298,8 @@ class Crawler:
             self.stats.internal_errors += 1
             log.exception("internal error while handling %r", task)
         finally:
+            if processing:
+                self._processing.release()
             self.stats.in_flight -= 1
             self.frontier.task_done(task)
 
@@ -325,14 +337,15 @@ class Crawler:
         limit = self.config.max_pages
         return limit is None or self._started_urls < limit
 
-    async def _page(self, task: Task) -> None:
+    async def _fetch(self, task: Task) -> Response | None:
+        """Request ``task``'s URL; None when the page budget is spent (nothing requested)."""
         if task.attempt == 1:
             if not self._has_budget():
                 self.stats.over_budget += 1
                 self.frontier.release(task, None)
                 if task.chain:
                     self._finish_chain(task.chain, final_url=task.url)
-                return
+                return None
             self._started_urls += 1
             if not self._has_budget():
                 self.frontier.stop_new()  # the rest stays queued for a --resume
@@ -341,6 +354,9 @@ class Crawler:
         self.stats.requests += 1
         self.controller.observe(resp.elapsed_ms / 1000)
         self.frontier.release(task, resp.status, _slowdown(resp, task.attempt))
+        return resp
+
+    async def _page(self, task: Task, resp: Response) -> None:
         if should_retry(resp) and task.attempt < self.config.retries and not self._stopping:
             self.stats.retries += 1
             self.frontier.retry(task, retry_delay(resp, task.attempt))
@@ -474,6 +490,21 @@ class Crawler:
     def _save(self, row: PageRow) -> None:
         self.storage.add_page(row)
         self.stats.record(row)
+
+
+class _SlotRelease:
+    """Frees one request's concurrency slot, once, whichever of its callers comes first."""
+
+    __slots__ = ("limit", "released")
+
+    def __init__(self, limit: ConcurrencyLimit) -> None:
+        self.limit = limit
+        self.released = False
+
+    def __call__(self, _: object = None) -> None:
+        if not self.released:
+            self.released = True
+            self.limit.release()
 
 
 def _slowdown(resp: Response, attempt: int) -> float | None:

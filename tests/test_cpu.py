@@ -104,9 +104,31 @@ async def test_the_queue_to_the_pool_is_bounded() -> None:
     assert most == 3
 
 
+async def wait_ready(pool: CpuPool) -> None:
+    for _ in range(600):
+        if pool.ready:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the worker processes never started")
+
+
+async def test_jobs_run_inline_until_the_workers_are_up() -> None:
+    pool = CpuPool(1)
+    try:
+        assert not pool.ready
+        assert await pool.run(square, 7) == 49  # at once, in the event loop
+        assert pool.inline_jobs == 1
+        await wait_ready(pool)
+        await pool.run(burn, b"x")
+        assert pool.inline_jobs == 1 and pool.batches == 1
+    finally:
+        pool.close()
+
+
 async def test_cheap_jobs_run_inline_once_measured_expensive_ones_stay_in_the_pool() -> None:
     pool = CpuPool(2)
     try:
+        await wait_ready(pool)
         for _ in range(5):  # a few batches: both costs measured
             await asyncio.gather(*(pool.run(digest, b"x" * 100) for _ in range(20)))
         assert pool.model.move is not None
