@@ -29,7 +29,6 @@ from crawler.plugins import Plugin, load_plugins
 from crawler.progress import Progress
 from crawler.robots import RobotsCache, fetch_robots
 from crawler.storage import (
-    LinkRow,
     PageRow,
     RedirectRow,
     RobotsRow,
@@ -165,6 +164,7 @@ class Crawler:
             if reason is not None:
                 if self.progress is not None:
                     self.progress.note(f"nothing to do: {reason}")
+                await self.storage.build_indexes()
                 self.stats.finished_at = time.monotonic()
                 return self.stats
         limit = ConcurrencyLimit(self.config.concurrency)
@@ -198,6 +198,9 @@ class Crawler:
             if controller is not None:
                 controller.cancel()
             self.lag.stop()
+            if not self.stats.interrupted and self.fatal is None:
+                # Before the plugins close: whole-crawl checks (the audit's) read the links.
+                await self.storage.build_indexes()
             for plugin in self.plugins:
                 await self._call(plugin, "close")
                 try:
@@ -414,16 +417,19 @@ class Crawler:
     def _links(self, task: Task, analysis: Analysis) -> None:
         page = analysis.page
         assert page is not None
+        src = task.url
+        # Plain tuples in the LinkRow column order: this runs for every link of every page.
         self.storage.add_links(
-            LinkRow(task.url, link.url, link.tag, int(link.nofollow)) for link in page.links
+            [(src, url, tag, 1 if nofollow else 0) for url, tag, nofollow, _, _ in page.links]
         )
         self.stats.links += len(page.links)
         depth = task.depth + 1
         if self.config.max_depth is not None and depth > self.config.max_depth:
             return
-        for link in page.links:
-            if link.follow and self.scope.allows(link.url):
-                self.frontier.add(link.url, depth)
+        allows, add = self.scope.allows, self.frontier.add
+        for url, _, _, follow, _ in page.links:
+            if follow and allows(url):
+                add(url, depth)
 
     async def _redirect(self, task: Task, resp: Response) -> None:
         raw_location = resp.location or ""
