@@ -20,6 +20,12 @@ class Analysis:
     page: ParsedPage | None
     extras: tuple[object, ...] = ()  # one result per page hook, in order
 
+    def __reduce__(
+        self,
+    ) -> tuple[type[Analysis], tuple[str, ParsedPage | None, tuple[object, ...]]]:
+        # A plain tuple: dataclasses' own __setstate__ is slow, and every page crosses processes.
+        return Analysis, (self.sha256, self.page, self.extras)
+
 
 def digest(body: bytes) -> Analysis:
     """Pure: the sha256 of ``body``."""

@@ -213,6 +213,7 @@ class Crawler:
             self.stats.loop_lag_p99 = self.lag.percentile(0.99)
             self.stats.concurrency_low = self.controller.lowest if controller else limit.size
             self.stats.details = self._details(adaptive=controller is not None)
+            self.storage.set_meta({"last_run": self._last_run()})
             if self.progress is not None:
                 self.progress.stop()
         return self.stats
@@ -231,6 +232,27 @@ class Crawler:
             ("concurrency", concurrency),
             ("parsing", self.cpu.describe()),
         ]
+
+    def _last_run(self) -> dict[str, object]:
+        """How this run went, kept in ``meta`` (key ``last_run``) for tools and benchmarks."""
+        ms = 1000
+        return {
+            "pages": self.stats.pages,
+            "seconds": round(self.stats.elapsed, 3),
+            "interrupted": self.stats.interrupted,
+            "loop_lag_ms": {
+                "p50": round(self.lag.percentile(0.5) * ms, 1),
+                "p99": round(self.lag.percentile(0.99) * ms, 1),
+                "max": round(self.lag.worst * ms, 1),
+            },
+            "concurrency": {"max": self.controller.maximum, "lowest": self.stats.concurrency_low},
+            "cpu": {
+                "workers": self.cpu.workers,
+                "jobs": self.cpu.jobs,
+                "inline": self.cpu.inline_jobs,
+                "batches": self.cpu.batches,
+            },
+        }
 
     def request_asset(self, url: str, depth: int) -> bool:
         """Fetch ``url`` as an asset (an image, say): recorded, not parsed, scope not applied,

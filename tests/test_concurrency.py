@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -123,3 +124,15 @@ async def test_a_lagging_loop_lowers_the_concurrency(
     assert result.stats.concurrency_low < 32
     fixed = await run_crawl([site.url()], concurrency=32, per_host=32, adaptive=False)
     assert fixed.stats.concurrency_low == 32
+
+
+async def test_the_run_is_recorded_in_meta(site: Site, run_crawl: RunCrawl) -> None:
+    site.add_page("/", links=["/a"])
+    site.add_page("/a")
+    result = await run_crawl([site.url()])
+    (value,) = result.rows("SELECT value FROM meta WHERE key = 'last_run'")
+    run = json.loads(value[0])
+    assert run["pages"] == 2 and run["interrupted"] is False
+    assert set(run["loop_lag_ms"]) == {"p50", "p99", "max"}
+    assert run["concurrency"]["max"] == 32
+    assert run["cpu"]["jobs"] == 2 and run["cpu"]["workers"] == 0
