@@ -180,20 +180,11 @@ class Crawler:
         )
         try:
             while True:
-                await limit.acquire()
-                task = await self.frontier.next_ready()
-                if task is None:
-                    limit.release()
+                await self._dispatch(limit)
+                if self.fatal is not None:
+                    raise self.fatal
+                if self._stopping or not await self._idle():
                     break
-                fetched = _SlotRelease(limit)
-                handler = asyncio.create_task(self._handle(task, fetched))
-                self._handlers.add(handler)
-                handler.add_done_callback(self._handlers.discard)
-                handler.add_done_callback(fetched)
-            if self._handlers:
-                await asyncio.gather(*self._handlers, return_exceptions=True)
-            if self.fatal is not None:
-                raise self.fatal
         finally:
             if controller is not None:
                 controller.cancel()
@@ -254,10 +245,42 @@ class Crawler:
             },
         }
 
-    def request_asset(self, url: str, depth: int) -> bool:
+    async def _dispatch(self, limit: ConcurrencyLimit) -> None:
+        """Hand out tasks until the frontier has none left and every handler is done."""
+        while True:
+            await limit.acquire()
+            task = await self.frontier.next_ready()
+            if task is None:
+                limit.release()
+                break
+            fetched = _SlotRelease(limit)
+            handler = asyncio.create_task(self._handle(task, fetched))
+            self._handlers.add(handler)
+            handler.add_done_callback(self._handlers.discard)
+            handler.add_done_callback(fetched)
+        if self._handlers:
+            await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    async def _idle(self) -> bool:
+        """Nothing is left to fetch: plugins may queue more (``on_idle``). True if they did."""
+        for plugin in self.plugins:
+            await self._call(plugin, "on_idle")
+        return self.frontier.queued > 0 and not self._stopping
+
+    def request_asset(self, url: str, depth: int, owner: str | None = None) -> bool:
         """Fetch ``url`` as an asset (an image, say): recorded, not parsed, scope not applied,
-        robots.txt and politeness applied as to any request. True when it is new."""
-        return self.frontier.add(url, depth, kind="asset")
+        robots.txt and politeness applied as to any request. True when it is new.
+
+        ``owner`` (a plugin's name) travels with the task to ``on_response``, so that each
+        plugin handles the assets it asked for and no other plugin's."""
+        return self.frontier.add(url, depth, kind="asset", owner=owner or None)
+
+    def request_page(self, url: str, depth: int) -> bool:
+        """Crawl ``url`` as a page, as if a link at ``depth - 1`` led there: scope and
+        ``max_depth`` apply. True when it is new."""
+        if self.config.max_depth is not None and depth > self.config.max_depth:
+            return False
+        return self.scope.allows(url) and self.frontier.add(url, depth)
 
     async def _call(self, plugin: Plugin, hook: str, *args: object) -> None:
         """Run one plugin hook; an error is logged and counted, never fatal to the crawl."""
@@ -492,7 +515,15 @@ class Crawler:
             self._finish_chain(chain, target)
             return
         self.frontier.push(
-            Task(target, task.depth, host_key(target), kind=task.kind, origin=origin, chain=chain)
+            Task(
+                target,
+                task.depth,
+                host_key(target),
+                kind=task.kind,
+                origin=origin,
+                chain=chain,
+                owner=task.owner,
+            )
         )
 
     def _finish_chain(

@@ -37,8 +37,9 @@ class Plugin:
     Hooks, in the order a crawl calls them:
 
     - ``open(crawler)``: once, before the first request. ``crawler.storage``,
-      ``crawler.cpu`` (run CPU work in the process pool), ``crawler.request_asset(url, depth)``
-      (fetch a URL that is not a page, such as an image, with robots.txt and politeness).
+      ``crawler.cpu`` (run CPU work in the process pool), ``crawler.request_asset(url, depth,
+      owner=self.name)`` (fetch a URL that is not a page, such as an image, with robots.txt
+      and politeness; ``task.owner`` tells a plugin its own assets from other plugins').
     - ``on_response(task, response, row)``: every URL fetched (pages and assets), with its
       ``pages`` row, after retries and before the row is saved.
     - ``on_page(row, page)``: every HTML page parsed, with what the parser found. A plugin
@@ -47,6 +48,9 @@ class Plugin:
       parse worker on the same tree, with no second parse; its return value (picklable) comes
       to ``on_page(row, page, data)`` as a third argument. A hook that raises gives ``data``
       None and counts as an error of the plugin.
+    - ``on_idle()``: each time the crawl runs out of URLs to fetch. A plugin may queue more
+      (``crawler.request_page(url, depth)``, ``request_asset``): the crawl goes on with them,
+      and calls ``on_idle`` again when they are done. Not called after Ctrl-C.
     - ``close()``: once, at the end, also after Ctrl-C.
     - ``summary()``: lines for the end-of-crawl summary.
 
@@ -71,6 +75,9 @@ class Plugin:
 
     async def on_page(self, row: PageRow, page: ParsedPage) -> None:
         """Called for every HTML page parsed."""
+
+    async def on_idle(self) -> None:
+        """Called when no URL is left to fetch; queue more to keep the crawl going."""
 
     async def close(self) -> None:
         """Called once when the crawl ends, also after Ctrl-C."""

@@ -189,7 +189,7 @@ class ImagesPlugin(Plugin):
     async def on_page(self, row: PageRow, page: ParsedPage) -> None:
         assert self.crawler is not None
         for url in images_to_fetch(page, self.options.prefer_largest_srcset):
-            if self.crawler.request_asset(url, row.depth + 1):
+            if self.crawler.request_asset(url, row.depth + 1, owner=self.name):
                 self.requested += 1
 
     def inspect_head(self, head: bytes) -> str | None:
@@ -200,9 +200,12 @@ class ImagesPlugin(Plugin):
         return self.options.too_small(size.width, size.height, size.format)
 
     async def on_response(self, task: Task, response: Response, row: PageRow) -> None:
-        # Images found as links (<a href="photo.jpg">) were fetched as pages: theirs too.
-        if task.kind != "asset" and not response.content_type.startswith("image/"):
-            return
+        if task.kind == "asset":
+            # Ours, or from a database of before owners were kept; never another plugin's.
+            if task.owner not in (None, self.name):
+                return
+        elif not response.content_type.startswith("image/"):
+            return  # (images found as links, <a href="photo.jpg">, were fetched as pages)
         assert self.crawler is not None
         url = task.url
         content_type = response.content_type or None

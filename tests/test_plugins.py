@@ -28,6 +28,7 @@ rec2 = tests.plugin_fixture:RecorderPlugin
 boom = tests.plugin_fixture:BoomPlugin
 notaplugin = tests.plugin_fixture:NotAPlugin
 missing = tests.plugin_fixture:DoesNotExist
+late = tests.plugin_fixture:LatePagesPlugin
 """
 
 
@@ -71,6 +72,25 @@ async def test_hooks_run_in_the_order_given(
             ("rec1", "on_page"),
         ]
     assert ("rec1 label", "-") in result.stats.plugin_summary
+
+
+async def test_on_idle_queues_pages_after_the_link_graph_is_done(
+    site: Site, run_crawl: RunCrawl, test_plugins: Path
+) -> None:
+    site.add_page("/", links=["/a"])
+    site.add_page("/a")
+    site.add_page("/late", links=["/late/child"])
+    site.add_page("/late/child", links=["/late/child/grandchild"])
+    later = [site.url("/late"), site.url("/a"), "http://elsewhere.test/"]
+    result = await run_crawl(
+        [site.url()], plugins=("late",), plugin_settings={"late": {"later": later}}, max_depth=2
+    )
+    # Queued once the links were done, at the depth given; seen URLs and other hosts are not.
+    assert site.paths == ["/robots.txt", "/", "/a", "/late", "/late/child"]
+    calls = [row[0] for row in result.rows("SELECT url FROM plugin_log ORDER BY seq")]
+    assert calls == [site.url("/late"), ""]  # called again when those were done: nothing new
+    depths = {url: row["depth"] for url, row in result.pages().items()}
+    assert depths[site.url("/late")] == 1 and depths[site.url("/late/child")] == 2
 
 
 async def test_a_failing_plugin_does_not_stop_the_crawl(
