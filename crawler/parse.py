@@ -83,6 +83,10 @@ class ParsedPage:
     encoding: str  # Python codec name used to decode the body, e.g. "utf-8", "cp1251"
     missing_alt: tuple[str, ...] = ()  # <img> URLs with no alt attribute at all (alt="" is fine)
     hreflang: tuple[tuple[str, str], ...] = ()  # <link rel=alternate hreflang=L href=U>: (L, U)
+    # <link> hrefs the browser loads with the page: rel stylesheet, preload, modulepreload
+    # (links records every <link> under tag "link", a canonical as much as a stylesheet)
+    link_resources: tuple[str, ...] = ()
+    form_actions: tuple[str, ...] = ()  # <form action> URLs, deduplicated, in order
 
     def __reduce__(self) -> tuple[Callable[..., ParsedPage], tuple[Any, ...]]:
         # The fields as a plain tuple, links as plain tuples: unpickled and rebuilt in C,
@@ -261,7 +265,7 @@ def is_html(content_type_header: str | None, body_start: bytes) -> bool:
 # Every element the single pass looks at; :is() makes an element match once.
 _SELECTOR: Final = (
     ":is(a, area, link, img, iframe, frame, script, source, video, audio, embed, object,"
-    " input, image, meta, title, h1, html, [id], [style], [background])"
+    " input, image, meta, title, h1, html, form, [id], [style], [background])"
 )
 _CSS_URL_RE: Final = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)""", re.I)
 _REFRESH_URL_RE: Final = re.compile(r"""^\s*[\d.]*\s*[;,]?\s*(?:url\s*=\s*)?(.*)$""", re.I)
@@ -270,6 +274,7 @@ _ROBOTS_KNOWN_VALUES: Final = frozenset(
     {"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"}
 )
 _ICON_RELS: Final = frozenset({"icon", "apple-touch-icon", "apple-touch-icon-precomposed"})
+_LOADED_RELS: Final = frozenset({"stylesheet", "preload", "modulepreload"})
 _IMAGE_META: Final = frozenset(
     {"og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src"}
 )
@@ -372,11 +377,13 @@ class _PageBuilder:
         "base",
         "canonical",
         "description",
+        "form_actions",
         "h1_count",
         "hreflang",
         "ids",
         "images",
         "lang",
+        "link_resources",
         "links",
         "missing_alt",
         "nofollow",
@@ -394,6 +401,8 @@ class _PageBuilder:
         self.images: dict[str, None] = {}
         self.missing_alt: dict[str, None] = {}
         self.hreflang: dict[tuple[str, str], None] = {}
+        self.link_resources: dict[str, None] = {}
+        self.form_actions: dict[str, None] = {}
         self.srcsets: list[tuple[tuple[str, float], ...]] = []
         self.ids: dict[str, None] = {}
         self.title: str | None = None
@@ -499,6 +508,10 @@ class _PageBuilder:
                 self.title = _collapse(node.text())
         elif tag == "h1":
             self.h1_count += 1
+        elif tag == "form":
+            action = self.resolve(attrs.get("action"))
+            if action is not None:
+                self.form_actions[action] = None
         elif tag == "html":
             lang = (attrs.get("lang") or attrs.get("xml:lang") or "").strip()
             if lang and self.lang is None:
@@ -524,6 +537,8 @@ class _PageBuilder:
         lang = (attrs.get("hreflang") or "").strip()
         if "alternate" in rels and lang and url is not None:
             self.hreflang[lang, url] = None
+        if url is not None and not rels.isdisjoint(_LOADED_RELS):
+            self.link_resources[url] = None
         if rels & _ICON_RELS:
             self.image(href, "link")
         elif "preload" in rels and (attrs.get("as") or "").strip().lower() == "image":
@@ -578,6 +593,8 @@ class _PageBuilder:
             ids=tuple(self.ids),
             missing_alt=tuple(self.missing_alt),
             hreflang=tuple(self.hreflang),
+            link_resources=tuple(self.link_resources),
+            form_actions=tuple(self.form_actions),
             word_count=word_count,
             encoding=encoding,
         )

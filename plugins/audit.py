@@ -34,10 +34,10 @@ if TYPE_CHECKING:
     from crawler.engine import Crawler
     from crawler.fetcher import Response
     from crawler.frontier import Task
-    from crawler.parse import ParsedPage
+    from crawler.parse import Link, ParsedPage
     from crawler.storage import PageRow
 
-__all__ = ["INSERT_FINDING", "AuditPlugin", "page_findings", "response_findings"]
+__all__ = ["INSERT_FINDING", "AuditPlugin", "mixed_content", "page_findings", "response_findings"]
 
 TABLES: Final = """
 CREATE TABLE IF NOT EXISTS audit_pages(
@@ -65,10 +65,27 @@ _INSERT_PAGE: Final = "INSERT OR REPLACE INTO audit_pages VALUES (?, ?, ?, ?, ?,
 _INSERT_ANCHOR: Final = "INSERT INTO audit_anchors VALUES (?, ?, ?)"
 _INSERT_FRAGMENT: Final = "INSERT INTO audit_fragments VALUES (?, ?, ?, ?)"
 _INSERT_HREFLANG: Final = "INSERT INTO audit_hreflang VALUES (?, ?, ?)"
-# Elements whose URL the browser loads as part of the page (not navigation).
+# Elements whose URL the browser loads as part of the page (not navigation). "style" is
+# url() in a style attribute, "image" SVG's <image>; "input" is recorded for type=image only.
 _RESOURCE_TAGS: Final = frozenset(
-    {"img", "script", "iframe", "frame", "source", "video", "audio", "embed", "object", "input"}
+    {
+        "img",
+        "script",
+        "iframe",
+        "frame",
+        "source",
+        "video",
+        "audio",
+        "embed",
+        "object",
+        "input",
+        "image",
+        "style",
+    }
 )
+# Never a load: navigation, and <meta> (og:image is for other sites to show, meta refresh is
+# a redirect). A <link> is a load when the parser lists it (stylesheet, preload) or an image.
+_NOT_RESOURCE_TAGS: Final = frozenset({"a", "area", "meta"})
 
 
 def response_findings(row: PageRow, settings: AuditSettings) -> list[Finding]:
@@ -165,18 +182,55 @@ def page_findings(row: PageRow, page: ParsedPage, settings: AuditSettings) -> li
             )
         )
     if url.startswith("https:"):
-        for link in page.links:
-            if link.tag in _RESOURCE_TAGS and link.url.startswith("http:"):
-                found.append(
-                    finding(
-                        link.url,
-                        "mixed_content",
-                        f"<{link.tag}> loads {link.url} over http on this https page: "
-                        "load it over https",
-                        src_url=url,
-                        anchor=link.text or None,
-                    )
+        found += mixed_content(url, page)
+    return found
+
+
+def _loads(link: Link, images: set[str], link_resources: set[str]) -> bool:
+    """True when the browser loads ``link`` with the page (a sub-resource, not a link)."""
+    if link.tag in _RESOURCE_TAGS:
+        return True
+    if link.tag == "link":
+        return link.url in link_resources or link.url in images  # stylesheet, preload, icon
+    # background="..." on any element (body, table, td): recorded under that element
+    return link.tag not in _NOT_RESOURCE_TAGS and link.url in images
+
+
+def mixed_content(url: str, page: ParsedPage) -> list[Finding]:
+    """http:// sub-resources and form targets of the https page ``url``, one finding per URL."""
+    images = set(page.images)
+    link_resources = set(page.link_resources)
+    found: list[Finding] = []
+    reported: set[str] = set()
+    for link in page.links:
+        if (
+            link.url.startswith("http:")
+            and link.url not in reported
+            and _loads(link, images, link_resources)
+        ):
+            reported.add(link.url)
+            found.append(
+                finding(
+                    link.url,
+                    "mixed_content",
+                    f"<{link.tag}> loads {link.url} over http on this https page: "
+                    "load it over https",
+                    src_url=url,
+                    anchor=link.text or None,
                 )
+            )
+    for action in page.form_actions:
+        if action.startswith("http:") and action not in reported:
+            reported.add(action)
+            found.append(
+                finding(
+                    action,
+                    "mixed_content",
+                    f"<form> on this https page submits to {action} over http: browsers warn "
+                    "before sending it; submit over https",
+                    src_url=url,
+                )
+            )
     return found
 
 

@@ -26,6 +26,7 @@ import functools
 import html
 import itertools
 import socket
+import ssl
 import struct
 import time
 import zlib
@@ -177,9 +178,15 @@ def unused_port() -> int:
 
 
 class Site:
-    """One local web server (one host) whose pages the test defines. Start it before use."""
+    """One local web server (one host) whose pages the test defines. Start it before use.
 
-    def __init__(self) -> None:
+    With ``tls`` (a server-side SSLContext holding a certificate for 127.0.0.1) it serves
+    https; a client trusts it through the CA that issued the certificate (conftest's
+    ``https_site`` and ``ca_file``).
+    """
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self._routes: dict[str, Handler] = {}
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -199,7 +206,7 @@ class Site:
             app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
         )
         await runner.setup()
-        tcp_site = web.TCPSite(runner, "127.0.0.1", 0)
+        tcp_site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self.tls)
         await tcp_site.start()
         self._runner = runner
         self._port = runner.addresses[0][1]
@@ -234,7 +241,7 @@ class Site:
         """The absolute URL of ``path`` on this site."""
         if not path.startswith("/"):
             path = "/" + path
-        return f"http://{self.host}{path}"
+        return f"{'https' if self.tls is not None else 'http'}://{self.host}{path}"
 
     # -- the request log ---------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import dataclasses
 import html
 import io
 import json
+import os
 import random
 import sqlite3
 import tomllib
@@ -330,23 +331,100 @@ async def test_without_the_plugin_nothing_is_audited(site: Site, run_crawl: RunC
     assert result.rows("SELECT * FROM audit") == []
 
 
-def test_mixed_content_on_https_pages_only() -> None:
-    body = audit_page(
-        "/mixed",
-        body='<img src="http://cdn.example/a.png" alt="a"><script src="https://cdn.example/'
-        'b.js"></script><a href="http://example.org/">plain link</a>',
-    ).encode()
+# One http:// sub-resource of each kind a browser loads, and what is no load at all.
+MIXED_RESOURCES = {
+    "img": '<img src="http://cdn.test/img.png" alt="a">',
+    "img srcset": '<img srcset="http://cdn.test/srcset.png 2x" alt="b">',
+    "picture source": '<picture><source srcset="http://cdn.test/pic.webp"></picture>',
+    "script": '<script src="http://cdn.test/app.js"></script>',
+    "stylesheet": '<link rel="stylesheet" href="http://cdn.test/style.css">',
+    "preload": '<link rel="preload" as="font" href="http://cdn.test/font.woff2">',
+    "icon": '<link rel="icon" href="http://cdn.test/favicon.ico">',
+    "iframe": '<iframe src="http://cdn.test/frame.html"></iframe>',
+    "video": '<video src="http://cdn.test/movie.mp4" poster="http://cdn.test/poster.jpg">'
+    '<source src="http://cdn.test/movie.webm"></video>',
+    "audio": '<audio src="http://cdn.test/sound.mp3"></audio>',
+    "object": '<object data="http://cdn.test/doc.swf"></object>',
+    "embed": '<embed src="http://cdn.test/embed.swf">',
+    "input image": '<input type="image" src="http://cdn.test/go.png">',
+    "svg image": '<svg><image href="http://cdn.test/svg.png"></image></svg>',
+    "inline style": '<div style="background: url(http://cdn.test/bg.png)"></div>',
+    "background": '<table background="http://cdn.test/table.png"></table>',
+    "form": '<form action="http://cdn.test/post" method="post"></form>',
+}
+MIXED_URLS = {
+    "http://cdn.test/img.png",
+    "http://cdn.test/srcset.png",
+    "http://cdn.test/pic.webp",
+    "http://cdn.test/app.js",
+    "http://cdn.test/style.css",
+    "http://cdn.test/font.woff2",
+    "http://cdn.test/favicon.ico",
+    "http://cdn.test/frame.html",
+    "http://cdn.test/movie.mp4",
+    "http://cdn.test/poster.jpg",
+    "http://cdn.test/movie.webm",
+    "http://cdn.test/sound.mp3",
+    "http://cdn.test/doc.swf",
+    "http://cdn.test/embed.swf",
+    "http://cdn.test/go.png",
+    "http://cdn.test/svg.png",
+    "http://cdn.test/bg.png",
+    "http://cdn.test/table.png",
+    "http://cdn.test/post",
+}
+NOT_MIXED = (
+    '<a href="http://example.org/">plain link</a><area href="http://example.org/area" alt="x">'
+    '<link rel="canonical" href="http://example.org/canonical">'
+    '<link rel="alternate" hreflang="de" href="http://example.org/de">'
+    '<link rel="preconnect" href="http://cdn.test/">'
+    '<meta property="og:image" content="http://cdn.test/og.png">'
+    '<img src="https://cdn.test/secure.png" alt="s"><script src="//cdn.test/relative.js"></script>'
+)
+
+
+def test_mixed_content_for_each_resource_kind_on_https_pages_only() -> None:
     settings = AuditSettings()
     headers = {"content-type": "text/html; charset=utf-8"}
 
-    def rules_on(url: str) -> list[tuple[str, str]]:
+    def rules_on(url: str, body_html: str) -> list[tuple[str, str]]:
+        body = audit_page("/mixed", head="", body=body_html).encode()
         page = parse_page(body, url, headers)
         assert page is not None
         row = PageRow(url, url, 200, "text/html", 0, page.title, len(body), 5.0, "", None, "")
         return [(f.rule, f.url) for f in page_findings(row, page, settings)]
 
-    assert rules_on("https://example.com/mixed") == [("mixed_content", "http://cdn.example/a.png")]
-    assert rules_on("http://example.com/mixed") == []
+    for kind, markup in MIXED_RESOURCES.items():
+        found = rules_on("https://example.com/mixed", markup)
+        assert found, f"no mixed_content for {kind}"
+        assert {rule for rule, _ in found} == {"mixed_content"}, kind
+    everything = "".join(MIXED_RESOURCES.values()) + NOT_MIXED
+    found = rules_on("https://example.com/mixed", everything)
+    assert sorted(url for _, url in found) == sorted(MIXED_URLS)  # one finding per URL
+    assert rules_on("https://example.com/mixed", NOT_MIXED) == []
+    assert rules_on("http://example.com/mixed", everything) == []
+
+
+async def test_mixed_content_on_a_real_https_site(
+    https_site: Site, ca_file: Path, tmp_path: Path
+) -> None:
+    """The crawler fetches https pages (trusting the test CA) and reports their http loads."""
+    everything = "".join(MIXED_RESOURCES.values()) + NOT_MIXED
+    https_site.add_page("/", audit_page("/", body=everything, links=[("/clean", "clean")]))
+    https_site.add_page("/clean", audit_page("/clean", body='<img src="/ok.png" alt="ok">'))
+    (tmp_path / "seed.txt").write_text(https_site.url("/") + "\n")
+    env = {**os.environ, "SSL_CERT_FILE": str(ca_file)}
+    run = await run_cli(
+        tmp_path, "seed.txt", "--plugin", "audit", "--quiet", "--retries", "1", env=env
+    )
+    assert run.code == 0, run.stderr
+    with sqlite3.connect(tmp_path / "crawl.db") as db:
+        statuses = dict(db.execute("SELECT url, status FROM pages"))
+        mixed = db.execute("SELECT url, src_url FROM audit WHERE rule = 'mixed_content'").fetchall()
+    db.close()
+    assert statuses[https_site.url("/")] == 200 and statuses[https_site.url("/clean")] == 200
+    assert sorted(url for url, _ in mixed) == sorted(MIXED_URLS)
+    assert {src for _, src in mixed} == {https_site.url("/")}
 
 
 def test_simhash_separates_near_and_different_texts() -> None:
