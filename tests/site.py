@@ -48,6 +48,7 @@ __all__ = [
     "compressed_zeros",
     "encode",
     "page_html",
+    "sitemap_xml",
     "unused_port",
 ]
 
@@ -97,6 +98,19 @@ def page_html(title: str, links: Sequence[str] = ()) -> str:
         "<!DOCTYPE html>\n"
         f'<html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>\n'
         f"<body><h1>{html.escape(title)}</h1>\n<ul>\n{items}\n</ul>\n</body></html>\n"
+    )
+
+
+def sitemap_xml(urls: Sequence[str], *, index: bool = False) -> str:
+    """A sitemaps.org ``<urlset>`` listing ``urls`` (a ``<sitemapindex>`` with ``index``)."""
+    root, entry = ("sitemapindex", "sitemap") if index else ("urlset", "url")
+    items = "".join(
+        f"<{entry}><loc>{html.escape(url)}</loc><lastmod>2024-01-01</lastmod></{entry}>\n"
+        for url in urls
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<{root} xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n{items}</{root}>\n'
     )
 
 
@@ -332,6 +346,18 @@ class Site:
         body = b"<a href='%s'>moved</a>" % html.escape(location).encode()
         headers = {"Location": location, "Content-Type": "text/html; charset=utf-8"}
         self.add_handler(path, _fixed(status, body, headers))
+
+    def add_sitemap(
+        self, path: str, urls: Sequence[str], *, index: bool = False, gzipped: bool = False
+    ) -> None:
+        """A sitemap (``index``: a sitemap index) listing ``urls``; paths become URLs of this
+        site. ``gzipped``: a .xml.gz file, served as application/gzip bytes."""
+        absolute = [self.url(url) if url.startswith("/") else url for url in urls]
+        body = sitemap_xml(absolute, index=index).encode()
+        if gzipped:
+            self.add_page(path, body=encode(body, "gzip"), content_type="application/gzip")
+        else:
+            self.add_page(path, body=body, content_type="application/xml")
 
     def add_robots(self, text: str) -> None:
         self.add_handler(
