@@ -3,15 +3,19 @@
 Per-page rules run while the crawl goes, on each response and each parsed page (titles,
 headings, thin content, noindex, slow responses, large images, mixed content, deep pages).
 Whole-crawl rules (broken and redirected links with their source pages and anchor texts,
-duplicates, canonicals, fragments) need every page, so they run at the end over SQL (see
-:mod:`plugins.auditsite`). The rules, their ids and severities are in :mod:`plugins.auditrules`;
-``python -m crawler report`` and ``diff`` (:mod:`plugins.auditreport`) read the results.
+duplicates, canonicals, fragments, sitemaps and orphan pages) need every page, so they run at
+the end over SQL (see :mod:`plugins.auditsite`). Sitemaps are found, fetched and read during
+the crawl, and the pages they list queued when the link graph is done (see
+:mod:`plugins.auditsitemapcrawl`). The rules, their ids and severities are in
+:mod:`plugins.auditrules`; ``python -m crawler report`` and ``diff`` (:mod:`plugins.auditreport`)
+read the results.
 
 Findings go to the contract's ``audit(url, rule, severity, detail)`` table, plus two columns of
 ours for link rules: ``src_url`` (the page with the link) and ``anchor`` (its text). The plugin
 keeps what the whole-crawl rules need in ``audit_pages`` (one row per parsed page) and
 ``audit_fragments`` (links with a ``#fragment``), the anchor text of links in
-``audit_anchors``, and ``<link rel=alternate hreflang>`` annotations in ``audit_hreflang``.
+``audit_anchors``, ``<link rel=alternate hreflang>`` annotations in ``audit_hreflang``, and
+the sitemaps with what they list in ``audit_sitemaps`` and ``audit_sitemap_urls``.
 
 Settings, in config.toml's ``[audit]`` table: see :class:`plugins.auditrules.AuditSettings`.
 """
@@ -27,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 from crawler.plugins import Plugin
 from plugins.auditrules import AuditSettings, Finding, finding
 from plugins.auditsite import SITE_RULES, site_findings
+from plugins.auditsitemapcrawl import SITEMAP_TABLES, SitemapCrawl
 from plugins.audittext import TextFacts, document_facts
 
 if TYPE_CHECKING:
@@ -39,7 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = ["INSERT_FINDING", "AuditPlugin", "mixed_content", "page_findings", "response_findings"]
 
-TABLES: Final = """
+TABLES: Final = (
+    """
 CREATE TABLE IF NOT EXISTS audit_pages(
     url TEXT PRIMARY KEY, title TEXT, meta_description TEXT, canonical TEXT, h1_count INTEGER,
     word_count INTEGER, simhash INTEGER, ids TEXT
@@ -52,6 +58,8 @@ CREATE TABLE IF NOT EXISTS audit_fragments(
 CREATE TABLE IF NOT EXISTS audit_hreflang(src_url TEXT, lang TEXT, dst_url TEXT);
 CREATE INDEX IF NOT EXISTS audit_url ON audit(url);
 """
+    + SITEMAP_TABLES
+)
 
 # Our columns after the contract's; added to an audit table created without them.
 AUDIT_EXTRA_COLUMNS: Final = (("src_url", "TEXT"), ("anchor", "TEXT"))
@@ -263,12 +271,15 @@ class AuditPlugin(Plugin):
         super().__init__(settings, config)
         self.audit = AuditSettings.from_table(settings, config)
         self.crawler: Crawler | None = None
+        self.sitemaps: SitemapCrawl | None = None
         self.findings = 0
         self.site_findings = 0
 
     async def open(self, crawler: Crawler) -> None:
         self.crawler = crawler
         await asyncio.to_thread(add_audit_columns, str(crawler.storage.path))
+        self.sitemaps = SitemapCrawl(self.name or "audit", self.audit.sitemaps, crawler)
+        await self.sitemaps.open()
 
     def _write(self, findings: Sequence[Finding]) -> None:
         if findings and self.crawler is not None:
@@ -276,7 +287,13 @@ class AuditPlugin(Plugin):
             self.findings += len(findings)
 
     async def on_response(self, task: Task, response: Response, row: PageRow) -> None:
-        assert self.crawler is not None
+        assert self.crawler is not None and self.sitemaps is not None
+        sitemap = self.sitemaps.sitemap_of(task)
+        if sitemap is not None:
+            await self.sitemaps.on_response(task, response, sitemap)
+            return  # a sitemap is no page: no other rule looks at it
+        if task.kind == "page":
+            self.sitemaps.discover(task.host)  # before this page's links are queued
         self._write(response_findings(row, self.audit))
 
     async def on_page(self, row: PageRow, page: ParsedPage, data: object = None) -> None:
@@ -313,6 +330,10 @@ class AuditPlugin(Plugin):
                 [(row.url, f.dst_url, f.fragment, f.anchor) for f in facts.fragments],
             )
 
+    async def on_idle(self) -> None:
+        if self.sitemaps is not None:
+            await self.sitemaps.queue_listed()
+
     async def close(self) -> None:
         crawler = self.crawler
         if crawler is None or crawler.stats.interrupted:
@@ -328,11 +349,21 @@ class AuditPlugin(Plugin):
     def __repr__(self) -> str:
         return (
             f"<AuditPlugin {self.name!r} page_findings={self.findings} "
-            f"site_findings={self.site_findings}>"
+            f"site_findings={self.site_findings} sitemaps={self.sitemaps!r}>"
         )
 
     def summary(self) -> list[tuple[str, str]]:
         if self.crawler is None:
             return []
         total = self.findings + self.site_findings
-        return [("audit findings", f"{total:,} (python -m crawler report {self.config.db})")]
+        lines = [("audit findings", f"{total:,} (python -m crawler report {self.config.db})")]
+        sitemaps = self.sitemaps
+        if sitemaps is not None and sitemaps.refs:
+            lines.append(
+                (
+                    "audit sitemaps",
+                    f"{sitemaps.read} read, {sitemaps.listed:,} URLs listed, "
+                    f"{sitemaps.queued:,} pages queued from them",
+                )
+            )
+        return lines

@@ -200,12 +200,12 @@ class ImagesPlugin(Plugin):
         return self.options.too_small(size.width, size.height, size.format)
 
     async def on_response(self, task: Task, response: Response, row: PageRow) -> None:
-        if task.kind == "asset":
-            # Ours, or from a database of before owners were kept; never another plugin's.
-            if task.owner not in (None, self.name):
-                return
-        elif not response.content_type.startswith("image/"):
-            return  # (images found as links, <a href="photo.jpg">, were fetched as pages)
+        # Our assets (no owner: a database of before owners were kept); anything else only
+        # when it is served as an image (<a href="photo.jpg"> was fetched as a page), so that
+        # another plugin's assets, the audit's sitemaps say, are never taken for images.
+        ours = task.kind == "asset" and task.owner in (None, self.name)
+        if not ours and not response.content_type.startswith("image/"):
+            return
         assert self.crawler is not None
         url = task.url
         content_type = response.content_type or None

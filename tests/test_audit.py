@@ -96,7 +96,7 @@ def build_audit_site(site: Site) -> dict[tuple[str, str], set[tuple[str | None, 
         site.add_page(path, audit_page(path, **kwargs))
         designed.append(path)
 
-    site.add_robots("User-agent: *\nDisallow: /secret\n")
+    site.add_robots(f"User-agent: *\nDisallow: /secret\nSitemap: {u('/sitemap-index.xml')}\n")
     # clean pages, and clean things that look a bit like faults
     page(
         "/clean-a",
@@ -187,12 +187,36 @@ def build_audit_site(site: Site) -> dict[tuple[str, str], set[tuple[str | None, 
         ],
     )
     page("/more-links", links=[("/missing", "Missing again")])
+    # an http page may load http resources: no mixed_content
+    page(
+        "/http-resources",
+        head='<link rel="stylesheet" href="http://cdn.test/style.css">',
+        body='<script src="http://cdn.test/app.js"></script>',
+    )
+    # sitemaps: robots.txt names an index of two sitemaps, one of them gone (there is no
+    # /sitemap.xml, the guess, and that is no fault); the other lists pages of every kind
+    site.add_sitemap("/sitemap-index.xml", ["/sitemap-pages.xml", "/sitemap-gone.xml"], index=True)
+    site.add_status("/sitemap-gone.xml", 404)
+    site.add_sitemap(
+        "/sitemap-pages.xml",
+        [
+            "/",
+            "/clean-a",
+            "/orphan",  # linked from nowhere: crawled through the sitemap, and audited
+            "/missing",  # 404
+            "/old",  # redirects
+            "/secret/listed",  # robots.txt disallows it
+            "http://elsewhere.test/page",  # another site
+        ],
+        gzipped=True,
+    )
+    page("/orphan", title="Orphan")
     page(
         "/",
         links=[
             (path, path)
             for path in designed
-            if path != "/" and not path.startswith(("/d2", "/d3", "/d4"))
+            if path != "/" and not path.startswith(("/d2", "/d3", "/d4", "/orphan"))
         ],
     )
 
@@ -202,8 +226,16 @@ def build_audit_site(site: Site) -> dict[tuple[str, str], set[tuple[str | None, 
         return (rule, u(path)), {(u(src), anchor) for src, anchor in sources} or {(None, None)}
 
     links = "/links"
+    pages_map = ("/sitemap-pages.xml", None)
     return dict(
         [
+            at("sitemap_error", "/sitemap-gone.xml", ("/sitemap-index.xml", None)),
+            at("sitemap_error", "/missing", pages_map),
+            at("sitemap_error", "/old", pages_map),
+            at("sitemap_error", "/secret/listed", pages_map),
+            (("sitemap_error", "http://elsewhere.test/page"), {(u("/sitemap-pages.xml"), None)}),
+            at("orphan_page", "/orphan", pages_map),
+            at("title_too_short", "/orphan"),
             at("missing_title", "/no-title"),
             at("missing_title", "/empty-title"),
             at("title_too_long", "/long-title"),
@@ -285,6 +317,11 @@ async def test_each_rule_hits_exactly_its_designed_pages(site: Site, run_crawl: 
     # The PDF and the clean images are fetched, and nothing fires on them.
     assert result.page(site.url("/doc.pdf"))["status"] == 200
     assert result.page(site.url("/small.png"))["status"] == 200
+    # The sitemaps are read once each, and the images plugin takes none for an image.
+    for path in ("/sitemap.xml", "/sitemap-index.xml", "/sitemap-pages.xml", "/sitemap-gone.xml"):
+        assert site.count(path) == 1, path
+    assert not result.rows("SELECT url FROM images WHERE url LIKE '%sitemap%'")
+    assert site.count("/secret/listed") == 0
 
 
 async def test_details_say_what_to_fix(site: Site, run_crawl: RunCrawl) -> None:
@@ -308,6 +345,25 @@ async def test_details_say_what_to_fix(site: Site, run_crawl: RunCrawl) -> None:
     assert u("/copy-2") in detail[("duplicate_content", u("/copy-1"), None)]
     assert "nowhere" in detail[("broken_fragment", u("/clean-a#nowhere"), u("/links"))]
     assert "answers HTTP 404" in detail[("canonical_error", u("/canonical-broken"), None)]
+    pages_map = u("/sitemap-pages.xml")
+    assert detail[("sitemap_error", u("/sitemap-gone.xml"), u("/sitemap-index.xml"))] == (
+        f"sitemap (named in {u('/sitemap-index.xml')}): HTTP 404; fix it so that it answers "
+        "200 with a valid sitemap"
+    )
+    assert detail[("sitemap_error", u("/missing"), pages_map)] == (
+        f"listed in {pages_map} but answers HTTP 404: take it out, or restore the page"
+    )
+    assert detail[("sitemap_error", u("/old"), pages_map)].startswith(
+        f"listed in {pages_map} but redirects to {u('/clean-a')} (HTTP 200): list the final URL"
+    )
+    assert "robots.txt disallows it" in detail[("sitemap_error", u("/secret/listed"), pages_map)]
+    assert (
+        "on another site (http://elsewhere.test)"
+        in (detail[("sitemap_error", "http://elsewhere.test/page", pages_map)])
+    )
+    assert detail[("orphan_page", u("/orphan"), pages_map)].startswith(
+        f"listed in {pages_map}, but no crawled page links to it"
+    )
 
 
 async def test_thresholds_come_from_the_audit_table(site: Site, run_crawl: RunCrawl) -> None:
