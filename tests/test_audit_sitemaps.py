@@ -317,9 +317,7 @@ async def test_images_and_audit_keep_their_own_assets(site: Site, run_crawl: Run
     assert site.count("/sitemap.xml") == 2 and site.count("/logo.png") == 2  # once per crawl
 
 
-async def test_listed_pages_respect_max_depth_and_max_pages(
-    site: Site, run_crawl: RunCrawl
-) -> None:
+async def test_listed_pages_respect_max_depth(site: Site, run_crawl: RunCrawl) -> None:
     clean_site(site, "/orphan")
     site.add_sitemap("/sitemap.xml", ["/orphan"])
     result = await audit(site, run_crawl, max_depth=0)
