@@ -362,8 +362,8 @@ class AuditPlugin(Plugin):
             lines.append(
                 (
                     "audit sitemaps",
-                    f"{sitemaps.read} read, {sitemaps.listed:,} URLs listed, "
-                    f"{sitemaps.queued:,} pages queued from them",
+                    f"{sitemaps.read} read, {sitemaps.listed:,} URLs listed "
+                    f"({sitemaps.queued:,} not reached by links, crawled from the sitemaps)",
                 )
             )
         return lines
