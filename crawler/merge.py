@@ -591,6 +591,12 @@ class _Output:
     def count(self, sql: str) -> int:
         return int(self.db.execute(sql).fetchone()[0])
 
+    def __repr__(self) -> str:
+        return (
+            f"<_Output {self.path} inputs={len(self.workers)} tables={len(self.tables)} "
+            f"indexes_to_build={len(self.indexes)}>"
+        )
+
 
 def merge_databases(
     out: Path,

@@ -302,6 +302,7 @@ async def test_missing_garbage_and_misused_inputs(
     good, other = worker_dbs
     garbage = write(tmp_path / "garbage.db", "this is not sqlite" * 100)
     empty = write(tmp_path / "empty.db", "")
+    write(tmp_path / "bad.toml", "[audit]\nnear_duplicate_bits = 99\n")
     before = file_state(good, other, garbage, empty)
     cases = [
         (["out.db", str(good), "nosuch.db"], "nosuch.db does not exist"),
@@ -310,6 +311,7 @@ async def test_missing_garbage_and_misused_inputs(
         (["out.db", str(good), str(good)], "given twice"),
         ([str(good), str(other), str(good)], "is one of the inputs"),
         (["nofolder/out.db", str(good)], "the folder nofolder does not exist"),
+        (["out.db", str(good), "--config", "bad.toml"], "bad.toml: [audit] near_duplicate_bits"),
     ]
     for args, message in cases:
         run = await run_cli(tmp_path, "merge", *args)
@@ -346,6 +348,32 @@ async def test_an_input_still_being_crawled(worker_dbs: tuple[Path, Path], tmp_p
         os.close(fd)
     pages = {r[0] for db in (done, running) for r in rows(db, "SELECT url FROM pages")}
     assert {r[0] for r in rows(tmp_path / "out.db", "SELECT url FROM pages")} == pages
+
+
+class WriteDuringMerge(MergeLog):
+    """Progress that, as rows start to move, has a crawl write to an input."""
+
+    def __init__(self, victim: Path) -> None:
+        super().__init__(quiet=True)
+        self.victim = victim
+
+    def line(self, text: str) -> None:
+        if text.startswith("merging"):
+            with contextlib.closing(sqlite3.connect(self.victim)) as conn, conn:
+                conn.execute(
+                    "INSERT INTO pages(url, status, depth) VALUES ('http://late/', 200, 0)"
+                )
+        super().line(text)
+
+
+def test_an_input_written_during_the_merge_fails_it(
+    worker_dbs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    one, two = worker_dbs
+    out = tmp_path / "out.db"
+    with pytest.raises(StorageError, match=f"{two} changed while it was being merged"):
+        merge_databases(out, [one, two], log=WriteDuringMerge(two))
+    assert files_named(tmp_path, "out.db") == []
 
 
 async def test_an_old_schema_is_migrated_in_a_copy(site: Site, tmp_path: Path) -> None:
