@@ -56,6 +56,7 @@ from crawler.config import Config, load_file_config
 from crawler.errors import ConfigError, PluginError, StorageError, StorageWriteError
 from crawler.plugins import Plugin, available_plugins, load_plugins
 from crawler.storage import (
+    READ_INDEXES,
     SCHEMA,
     SCHEMA_VERSION,
     CrawlLock,
@@ -81,6 +82,8 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 
+# How one process's run went: not the merged crawl's.
+_PER_RUN_META: Final = ("last_run",)
 # A row with an HTTP status beats an error row, then the later fetch wins (ISO times sort).
 _BETTER: Final = (
     "(excluded.status IS NOT NULL, coalesce(excluded.fetched_at, '')) > "
@@ -165,7 +168,8 @@ def plugin_tables(ddl: str) -> frozenset[str]:
 def merged_meta(inputs: Sequence[tuple[Path, Mapping[str, str]]]) -> dict[str, str]:
     """The merged database's meta table from the inputs' (path, meta): the seeds of all of
     them in order, their common scope (StorageError naming two inputs that disagree), the
-    other keys from the first input that has them, and which databases were merged."""
+    other keys from the first input that has them (not a run's own statistics, ``last_run``),
+    and which databases were merged."""
     merged: dict[str, str] = {}
     seeds: dict[str, None] = {}
     scope: tuple[Path, str] | None = None
@@ -184,7 +188,8 @@ def merged_meta(inputs: Sequence[tuple[Path, Mapping[str, str]]]) -> dict[str, s
         if isinstance(listed, list):
             seeds.update((str(seed), None) for seed in listed)
         for key, value in meta.items():
-            merged.setdefault(key, value)
+            if key not in _PER_RUN_META:
+                merged.setdefault(key, value)
     merged["schema_version"] = str(SCHEMA_VERSION)
     merged["seeds"] = json.dumps(list(seeds))
     merged["merged_from"] = json.dumps([str(path.resolve()) for path, _ in inputs])
@@ -472,12 +477,14 @@ class _Output:
 
     def drop_indexes(self) -> None:
         """Indexes go while rows pour in, and come back sorted in one go (:meth:`finish`):
-        several times faster than updating them row by row."""
+        several times faster than updating them row by row. The links' indexes for reading,
+        which a crawl builds when it finishes, are built too."""
         for name, sql in self.db.execute(
             "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
         ).fetchall():
             self.indexes.append(sql)
             self.db.execute(f"DROP INDEX {_q(name)}")
+        self.indexes += [sql.strip() for sql in READ_INDEXES.split(";") if sql.strip()]
 
     def columns(self, worker: WorkerDb, table: str) -> tuple[str, ...]:
         """The columns of ``table`` the input and the merged database share."""

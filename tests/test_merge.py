@@ -124,6 +124,9 @@ async def test_merged_workers_equal_a_single_crawl(
     assert json.loads(meta["seeds"]) == [site.url("/a/0"), site.url("/b/0")]
     assert meta["scope"] == "host" and meta["schema_version"] == "2"
     assert json.loads(meta["merged_from"]) == [str(one.path), str(two.path)]
+    assert "last_run" not in meta  # how one worker's run went says nothing of the merge
+    indexes = {r[0] for r in rows(out, "SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"links_src", "links_dst", "redirects_url", "frontier_queue", "audit_url"} <= indexes
     assert file_state(one.path, two.path) == before
     assert files_named(tmp_path, "merged") == ["merged.db"]  # no temporary file, no lock
 
