@@ -5,7 +5,8 @@ stopped because its database could not be written (disk full, say), 2 a usage, c
 seed-file or database problem found before crawling, 130 after Ctrl-C (what was fetched is
 saved, and ``--resume`` continues).
 
-The plugins' commands are dispatched from the first word: ``images-dupes``
+Other commands are dispatched from the first word: ``merge`` (:mod:`crawler.merge`, the
+databases of several crawler processes into one), and the plugins' ``images-dupes``
 (:mod:`plugins.imagedupes`), ``report`` and ``diff`` (:mod:`plugins.auditreport`,
 :mod:`plugins.auditdiff`; exit 3 for ``--fail-on``).
 """
@@ -29,8 +30,10 @@ from crawler.plugins import load_plugins
 from crawler.progress import Progress
 from crawler.storage import existing_crawl
 
-# python -m crawler COMMAND ...: the plugins' commands (a seed file of that name: ./NAME).
+# python -m crawler COMMAND ...: merging workers' databases, and the plugins' commands (a
+# seed file of that name: ./NAME).
 SUBCOMMANDS = {
+    "merge": "crawler.merge:merge_main",
     "images-dupes": "plugins.imagedupes:images_dupes_main",
     "report": "plugins.auditreport:report_main",
     "diff": "plugins.auditdiff:diff_main",

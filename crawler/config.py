@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_USER_AGENT",
     "Config",
     "load_config",
+    "load_file_config",
     "parse_args",
     "read_seeds",
 ]
@@ -452,6 +453,25 @@ def _file_settings(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return settings, tables
 
 
+def _config_path(given: str | None, cwd: Path | None) -> Path | None:
+    """--config PATH if given, else ./config.toml if it exists, else None."""
+    if given is not None:
+        return _resolve(Path(given), cwd)
+    default_path = _resolve(Path(CONFIG_FILE_NAME), cwd)
+    return default_path if default_path.exists() else None
+
+
+def load_file_config(given: str | None, *, cwd: Path | None = None) -> Config:
+    """The Config of a config file alone, for commands other than a crawl (``merge`` reads the
+    plugins' settings from it): ``given`` (--config PATH), else ./config.toml if it exists,
+    else the defaults. Raises ConfigError as :func:`load_config` does."""
+    config_path = _config_path(given, cwd)
+    if config_path is None:
+        return Config()
+    settings, tables = _file_settings(config_path)
+    return Config(plugin_settings=_freeze(tables), config_path=config_path, **settings)
+
+
 def load_config(argv: Sequence[str], *, cwd: Path | None = None) -> Config:
     """Build the Config for a crawl from its command-line arguments (without the program name).
 
@@ -462,13 +482,7 @@ def load_config(argv: Sequence[str], *, cwd: Path | None = None) -> Config:
     Raises ConfigError naming the option or file key and the value on any bad setting.
     """
     args = parse_args(argv)
-    config_path: Path | None
-    if args.config is not None:
-        config_path = _resolve(Path(args.config), cwd)
-    else:
-        default_path = _resolve(Path(CONFIG_FILE_NAME), cwd)
-        config_path = default_path if default_path.exists() else None
-
+    config_path = _config_path(args.config, cwd)
     settings: dict[str, Any] = {}
     tables: dict[str, Any] = {}
     if config_path is not None:

@@ -14,6 +14,7 @@ plugin and goes on.
 from __future__ import annotations
 
 import difflib
+import sqlite3
 from collections.abc import Mapping, Sequence
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -54,6 +55,9 @@ class Plugin:
     - ``close()``: once, at the end, also after Ctrl-C.
     - ``summary()``: lines for the end-of-crawl summary.
 
+    Outside a crawl, ``after_merge(db)`` runs when ``python -m crawler merge`` has merged the
+    databases of several crawler processes, to recompute what needs the whole crawl.
+
     ``tables`` is the DDL of the plugin's own tables (``CREATE TABLE IF NOT EXISTS ...``),
     created with the crawl database; write rows with ``crawler.storage.add_rows(sql, rows)`` so
     they are committed in the same transactions as the pages they belong to.
@@ -84,6 +88,13 @@ class Plugin:
 
     def summary(self) -> list[tuple[str, str]]:
         """(label, value) lines for the end-of-crawl summary."""
+        return []
+
+    def after_merge(self, db: sqlite3.Connection) -> list[tuple[str, str]]:
+        """Called by ``python -m crawler merge`` on the merged database (open in ``db``, in a
+        transaction), once every worker's rows are in, when the workers' databases held this
+        plugin's tables: recompute here what needs the whole crawl. Not async: merging runs
+        no event loop. Returns (label, value) lines for the merge summary."""
         return []
 
     def __repr__(self) -> str:

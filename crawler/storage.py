@@ -93,7 +93,7 @@ def _migrate_1_to_2(db: sqlite3.Connection) -> None:
 MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _migrate_1_to_2}
 
 
-def _explain(exc: BaseException) -> str:
+def explain_error(exc: BaseException) -> str:
     """A sqlite3 or OS error in words a user can act on."""
     text = str(exc)
     if "readonly" in text or "read-only" in text:
@@ -227,6 +227,21 @@ class CrawlLock:
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
 
+    @staticmethod
+    def holder(db_path: Path) -> str | None:
+        """The pid of the crawl that holds ``db_path``'s lock now, or None; creates nothing."""
+        try:
+            fd = os.open(db_path.with_name(db_path.name + ".lock"), os.O_RDONLY)
+        except OSError:
+            return None  # no lock file: no crawl ever ran there, or it ended
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        finally:
+            os.close(fd)  # closing the descriptor drops a lock taken here
+        return None
+
     def release(self) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):
@@ -238,6 +253,32 @@ class CrawlLock:
         return f"<CrawlLock {self.path} {'held' if self._fd is not None else 'free'}>"
 
 
+def read_schema_version(db: sqlite3.Connection, path: Path, instead: str) -> int | None:
+    """The schema version of the crawl database open in ``db``; None when it has no tables.
+
+    StorageError (naming ``path``, and ``instead`` as what to do) for a SQLite database that is
+    not a crawl database, or whose version is unknown or newer than this crawler's.
+    """
+    tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if "meta" not in tables:
+        if not tables:
+            return None
+        raise StorageError(
+            f"{path} is a SQLite database, but not a crawl database (tables: "
+            f"{', '.join(sorted(tables))}); {instead}"
+        )
+    row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    version = int(row[0]) if row and str(row[0]).isdigit() else 0
+    if version > SCHEMA_VERSION:
+        raise StorageError(
+            f"{path} has schema version {version}, newer than this crawler's "
+            f"{SCHEMA_VERSION}: upgrade the crawler, or {instead}"
+        )
+    if version < 1:
+        raise StorageError(f"{path} has an unknown schema version; {instead}")
+    return version
+
+
 def prepare_schema(path: Path, extra_ddl: Sequence[str] = ()) -> None:
     """Create or migrate the schema of ``path``; refuse databases that are not ours.
 
@@ -245,23 +286,7 @@ def prepare_schema(path: Path, extra_ddl: Sequence[str] = ()) -> None:
     """
     try:
         with contextlib.closing(sqlite3.connect(path)) as db:
-            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            version = SCHEMA_VERSION
-            if "meta" in tables:
-                row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-                version = int(row[0]) if row and str(row[0]).isdigit() else 0
-            elif tables:
-                raise StorageError(
-                    f"{path} is a SQLite database, but not a crawl database (tables: "
-                    f"{', '.join(sorted(tables))}); pass --db NEW.db"
-                )
-            if version > SCHEMA_VERSION:
-                raise StorageError(
-                    f"{path} has schema version {version}, newer than this crawler's "
-                    f"{SCHEMA_VERSION}: upgrade the crawler, or pass --db NEW.db"
-                )
-            if version < 1:
-                raise StorageError(f"{path} has an unknown schema version; pass --db NEW.db")
+            version = read_schema_version(db, path, "pass --db NEW.db") or SCHEMA_VERSION
             with db:
                 while version < SCHEMA_VERSION:
                     MIGRATIONS[version](db)
@@ -275,7 +300,7 @@ def prepare_schema(path: Path, extra_ddl: Sequence[str] = ()) -> None:
                     (str(version),),
                 )
     except sqlite3.Error as exc:
-        raise StorageError(f"cannot use database {path}: {_explain(exc)}") from exc
+        raise StorageError(f"cannot use database {path}: {explain_error(exc)}") from exc
 
 
 class Storage:
@@ -318,7 +343,7 @@ class Storage:
             db = await aiosqlite.connect(path)
         except (sqlite3.Error, OSError) as exc:
             lock.release()
-            raise StorageError(f"cannot open database {path}: {_explain(exc)}") from exc
+            raise StorageError(f"cannot open database {path}: {explain_error(exc)}") from exc
         except BaseException:
             lock.release()
             raise
@@ -329,7 +354,7 @@ class Storage:
         except sqlite3.Error as exc:
             await db.close()
             lock.release()
-            raise StorageError(f"cannot use database {path}: {_explain(exc)}") from exc
+            raise StorageError(f"cannot use database {path}: {explain_error(exc)}") from exc
         storage = cls(path, db, lock)
         storage._flusher = asyncio.create_task(storage._flush_every(flush_interval))
         return storage
@@ -376,7 +401,7 @@ class Storage:
                 await self._db.commit()
             except sqlite3.Error as exc:
                 self.failed = StorageWriteError(
-                    f"cannot write to database {self.path}: {_explain(exc)}"
+                    f"cannot write to database {self.path}: {explain_error(exc)}"
                 )
                 raise self.failed from exc
             return cur.rowcount == 1
@@ -475,7 +500,7 @@ class Storage:
             with contextlib.suppress(sqlite3.Error):
                 await self._db.rollback()
             self.failed = StorageWriteError(
-                f"cannot write to database {self.path}: {_explain(exc)}"
+                f"cannot write to database {self.path}: {explain_error(exc)}"
             )
             raise self.failed from exc
         finally:
@@ -492,7 +517,7 @@ class Storage:
                 await self._db.commit()
             except sqlite3.Error as exc:
                 self.failed = StorageWriteError(
-                    f"cannot index database {self.path}: {_explain(exc)}"
+                    f"cannot index database {self.path}: {explain_error(exc)}"
                 )
                 raise self.failed from exc
 
@@ -553,4 +578,4 @@ def existing_crawl(path: Path) -> int:
                     )
             return total
     except sqlite3.Error as exc:
-        raise StorageError(f"cannot read database {path}: {_explain(exc)}") from exc
+        raise StorageError(f"cannot read database {path}: {explain_error(exc)}") from exc

@@ -242,13 +242,17 @@ def mixed_content(url: str, page: ParsedPage) -> list[Finding]:
     return found
 
 
+def _add_columns(db: sqlite3.Connection) -> None:
+    have = {row[1] for row in db.execute("PRAGMA table_info(audit)")}
+    for name, kind in AUDIT_EXTRA_COLUMNS:
+        if name not in have:
+            db.execute(f"ALTER TABLE audit ADD COLUMN {name} {kind}")
+
+
 def add_audit_columns(path: str) -> None:
     """Add our columns to the contract's audit table when it lacks them."""
     with sqlite3.connect(path, timeout=30) as db:
-        have = {row[1] for row in db.execute("PRAGMA table_info(audit)")}
-        for name, kind in AUDIT_EXTRA_COLUMNS:
-            if name not in have:
-                db.execute(f"ALTER TABLE audit ADD COLUMN {name} {kind}")
+        _add_columns(db)
     db.close()
 
 
@@ -345,6 +349,16 @@ class AuditPlugin(Plugin):
             crawler.storage.add_rows(_INSERT_SITE_FINDING, found)
         await crawler.storage.flush()
         self.site_findings = len(found)
+
+    def after_merge(self, db: sqlite3.Connection) -> list[tuple[str, str]]:
+        """Each worker's whole-crawl findings saw part of the crawl: replace them with those of
+        the merged database (the same rules and SQL as at the end of a crawl)."""
+        _add_columns(db)
+        found = site_findings(db, self.audit)
+        db.executemany(_DELETE_SITE_FINDINGS, [(rule,) for rule in SITE_RULES])
+        db.executemany(_INSERT_SITE_FINDING, found)
+        self.site_findings = len(found)
+        return [("audit", f"{len(found):,} whole-crawl findings, recomputed on the merged crawl")]
 
     def __repr__(self) -> str:
         return (
