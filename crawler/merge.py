@@ -145,11 +145,17 @@ def read_tables(db: sqlite3.Connection, schema: str = "main") -> dict[str, Table
     return tables
 
 
+# Columns naming the page or file a row was found in, in order of preference.
+SOURCE_COLUMNS = ("src_url", "sitemap_url")
+
+
 def fetch_key(columns: Sequence[str], alias: str = "t") -> str | None:
     """The SQL expression naming the URL whose fetch a row of a table with ``columns`` belongs
-    to: its ``src_url`` (the page it was found on), else its ``url``; None when it has neither.
+    to: its ``src_url`` (the page it was found on) or ``sitemap_url`` (the sitemap that listed
+    it), else its ``url``; None when it has none of them.
     """
-    src = f"{alias}.src_url" if "src_url" in columns else None
+    found_in = next((name for name in SOURCE_COLUMNS if name in columns), None)
+    src = f"{alias}.{found_in}" if found_in else None
     url = f"{alias}.url" if "url" in columns else None
     if src and url:
         return f"coalesce({src}, {url})"

@@ -410,11 +410,13 @@ def test_fetch_key_names_the_page_a_row_came_from() -> None:
     assert fetch_key(["url", "hop"]) == "t.url"
     assert fetch_key(["url", "rule", "src_url"], "a") == "coalesce(a.src_url, a.url)"
     assert fetch_key(["host", "status"]) is None
+    assert fetch_key(["sitemap_url", "url", "problem"]) == "coalesce(t.sitemap_url, t.url)"
 
 
 def test_plugin_tables_are_those_its_ddl_adds() -> None:
     assert plugin_tables(AUDIT_TABLES) == {
-        "audit_pages", "audit_anchors", "audit_fragments", "audit_hreflang"
+        "audit_pages", "audit_anchors", "audit_fragments", "audit_hreflang",
+        "audit_sitemaps", "audit_sitemap_urls",
     }  # fmt: skip
     assert plugin_tables("CREATE INDEX IF NOT EXISTS x ON images(sha256)") == frozenset()
 
