@@ -41,20 +41,26 @@ _BIT_SET: Final = tuple(bytes((value >> bit) & 1 for value in range(256)) for bi
 def simhash(words: Iterable[str]) -> int:
     """64-bit SimHash of the word 3-shingles (lowercased): close texts get close hashes.
 
-    Each shingle is hashed to 8 bytes (blake2b); a bit of the result is set when most shingle
-    hashes have it set. The bits are counted column by column over the joined digests with
-    bytes slicing and translate, so the 64 x n count runs in C.
+    A shingle's 64-bit hash is the XOR of its words' hashes, one table per position in the
+    shingle (three lanes of one 24-byte blake2b), so each distinct word is hashed once however
+    often it occurs, and the shingles' hashes come from three XORs of big integers.
+    A bit of the result is set when most shingle hashes have it set; the bits are counted
+    column by column with bytes slicing and translate. Everything per word or per shingle
+    runs in C but a dictionary lookup.
     """
-    tokens = [word.lower() for word in words]
-    shingles = (
-        [" ".join(tokens[i : i + SHINGLE]) for i in range(len(tokens) - SHINGLE + 1)]
-        if len(tokens) >= SHINGLE
-        else [" ".join(tokens)]
-    )
-    digests = b"".join(
-        hashlib.blake2b(shingle.encode(), digest_size=8).digest() for shingle in shingles
-    )
-    count = len(shingles)
+    tokens = " ".join(words).lower().split() or [""]
+    if len(tokens) < SHINGLE:
+        tokens += [""] * (SHINGLE - len(tokens))
+    count = len(tokens) - SHINGLE + 1
+    # One 24-byte blake2b per distinct word: bytes 8k..8k+8 are its hash at position k.
+    digest = {word: hashlib.blake2b(word.encode(), digest_size=24).digest() for word in set(tokens)}
+    combined = 0
+    for position in range(SHINGLE):
+        start = 8 * position
+        table = {word: value[start : start + 8] for word, value in digest.items()}
+        lane = b"".join(map(table.__getitem__, tokens[position : position + count]))
+        combined ^= int.from_bytes(lane, "big")
+    digests = combined.to_bytes(8 * count, "big")
     result = bytearray(8)
     for position in range(8):
         column = digests[position::8]

@@ -83,7 +83,7 @@ def png(size: tuple[int, int], seed: int) -> bytes:
     return out.getvalue()
 
 
-NEAR_TEXT = words("near", 300)
+NEAR_TEXT = words("near", 1000)
 SETTINGS = {"slow_response_seconds": 0.4, "max_depth": 3, "large_image_bytes": 300_000}
 
 
@@ -147,7 +147,7 @@ def build_audit_site(site: Site) -> dict[tuple[str, str], set[tuple[str | None, 
     site.add_page("/copy-2", copy)
     designed += ["/copy-1", "/copy-2"]
     near = list(NEAR_TEXT)
-    near[150] = "different"
+    near[500] = "different"
     page("/near-1", text=NEAR_TEXT)
     page("/near-2", text=near)
     # canonicals
@@ -485,8 +485,8 @@ async def test_mixed_content_on_a_real_https_site(
 
 def test_simhash_separates_near_and_different_texts() -> None:
     near = list(NEAR_TEXT)
-    near[150] = "different"
-    # One word of 300 changed: 3 of 298 shingles differ.
+    near[500] = "different"
+    # One word of 1000 changed: 3 of 998 shingles differ.
     assert hamming(simhash(NEAR_TEXT), simhash(near)) <= AuditSettings().near_duplicate_bits
     assert hamming(simhash(NEAR_TEXT), simhash(words("other", 300))) > 16
     facts = text_facts(
