@@ -606,7 +606,9 @@ async def crawl(
     """
     plugins = load_plugins(config)
     storage = await Storage.open(
-        config.db, extra_ddl=[plugin.tables for plugin in plugins if plugin.tables]
+        config.db,
+        extra_ddl=[plugin.tables for plugin in plugins if plugin.tables],
+        read_indexes=[plugin.indexes for plugin in plugins if plugin.indexes],
     )
     cpu: CpuPool | None = None
     try:

@@ -481,7 +481,7 @@ class _Output:
                             known.add(column)
                 self.tables = read_tables(self.db)
 
-    def drop_indexes(self) -> None:
+    def drop_indexes(self, read_indexes: Sequence[str] = ()) -> None:
         """Indexes go while rows pour in, and come back sorted in one go (:meth:`finish`):
         several times faster than updating them row by row. The links' indexes for reading,
         which a crawl builds when it finishes, are built too."""
@@ -490,7 +490,8 @@ class _Output:
         ).fetchall():
             self.indexes.append(sql)
             self.db.execute(f"DROP INDEX {_q(name)}")
-        self.indexes += [sql.strip() for sql in READ_INDEXES.split(";") if sql.strip()]
+        for ddl in (READ_INDEXES, *read_indexes):
+            self.indexes += [sql.strip() for sql in ddl.split(";") if sql.strip()]
 
     def columns(self, worker: WorkerDb, table: str) -> tuple[str, ...]:
         """The columns of ``table`` the input and the merged database share."""
@@ -685,7 +686,7 @@ def _write_merged(
     build = _Output(path, workers, log)
     try:
         build.create_tables()
-        build.drop_indexes()
+        build.drop_indexes([plugin.indexes for plugin in plugins if plugin.indexes])
         log.line(f"merging {len(workers)} databases")
         for index, worker in enumerate(workers):
             if "pages" in worker.tables:

@@ -59,13 +59,16 @@ class Plugin:
     databases of several crawler processes, to recompute what needs the whole crawl.
 
     ``tables`` is the DDL of the plugin's own tables (``CREATE TABLE IF NOT EXISTS ...``),
-    created with the crawl database; write rows with ``crawler.storage.add_rows(sql, rows)`` so
+    created with the crawl database. ``indexes`` (``CREATE INDEX IF NOT EXISTS ...``) are the
+    indexes for reading them, built when the crawl finishes rather than kept up to date row by
+    row while it runs; write rows with ``crawler.storage.add_rows(sql, rows)`` so
     they are committed in the same transactions as the pages they belong to.
     """
 
     name: str = ""
     tables: ClassVar[str] = ""
     page_hook: ClassVar[PageHook | None] = None
+    indexes: ClassVar[str] = ""
 
     def __init__(self, settings: Mapping[str, Any], config: Config) -> None:
         self.settings = settings

@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
@@ -71,10 +72,13 @@ READ_INDEXES = """
 CREATE INDEX IF NOT EXISTS links_src ON links(src_url);
 CREATE INDEX IF NOT EXISTS links_dst ON links(dst_url);
 """
-DROP_READ_INDEXES = """
-DROP INDEX IF EXISTS links_src;
-DROP INDEX IF EXISTS links_dst;
-"""
+_INDEX_NAME_RE = re.compile(r"CREATE\s+INDEX\s+IF\s+NOT\s+EXISTS\s+(\w+)", re.IGNORECASE)
+
+
+def drop_indexes_sql(ddl: str) -> str:
+    """``DROP INDEX IF EXISTS`` for each index ``ddl`` creates."""
+    return "".join(f"DROP INDEX IF EXISTS {name};\n" for name in _INDEX_NAME_RE.findall(ddl))
+
 
 QUEUED, DONE, CLAIMED = 0, 1, 2  # CLAIMED: a redirect chain is fetching it right now
 
@@ -279,10 +283,13 @@ def read_schema_version(db: sqlite3.Connection, path: Path, instead: str) -> int
     return version
 
 
-def prepare_schema(path: Path, extra_ddl: Sequence[str] = ()) -> None:
+def prepare_schema(
+    path: Path, extra_ddl: Sequence[str] = (), read_indexes: Sequence[str] = ()
+) -> None:
     """Create or migrate the schema of ``path``; refuse databases that are not ours.
 
-    ``extra_ddl`` holds the plugins' own ``CREATE TABLE IF NOT EXISTS`` statements.
+    ``extra_ddl`` holds the plugins' own ``CREATE TABLE IF NOT EXISTS`` statements,
+    ``read_indexes`` their indexes for reading, dropped here with ours (see READ_INDEXES).
     """
     try:
         with contextlib.closing(sqlite3.connect(path)) as db:
@@ -292,7 +299,8 @@ def prepare_schema(path: Path, extra_ddl: Sequence[str] = ()) -> None:
                     MIGRATIONS[version](db)
                     version += 1
                 db.executescript(SCHEMA)
-                db.executescript(DROP_READ_INDEXES)
+                for ddl in (READ_INDEXES, *read_indexes):
+                    db.executescript(drop_indexes_sql(ddl))
                 for ddl in extra_ddl:
                     db.executescript(ddl)
                 db.execute(
@@ -331,15 +339,21 @@ class Storage:
         self.failed: StorageError | None = None
         self._writing: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
+        self.read_indexes: list[str] = [READ_INDEXES]  # built by build_indexes()
 
     @classmethod
     async def open(
-        cls, path: Path, *, flush_interval: float = 0.2, extra_ddl: Sequence[str] = ()
+        cls,
+        path: Path,
+        *,
+        flush_interval: float = 0.2,
+        extra_ddl: Sequence[str] = (),
+        read_indexes: Sequence[str] = (),
     ) -> Storage:
         lock = CrawlLock(path)
         lock.acquire()
         try:
-            prepare_schema(path, extra_ddl)
+            prepare_schema(path, extra_ddl, read_indexes)
             db = await aiosqlite.connect(path)
         except (sqlite3.Error, OSError) as exc:
             lock.release()
@@ -356,6 +370,7 @@ class Storage:
             lock.release()
             raise StorageError(f"cannot use database {path}: {explain_error(exc)}") from exc
         storage = cls(path, db, lock)
+        storage.read_indexes = [READ_INDEXES, *read_indexes]
         storage._flusher = asyncio.create_task(storage._flush_every(flush_interval))
         return storage
 
@@ -513,7 +528,8 @@ class Storage:
         async with self._lock:
             await self._flush_locked()
             try:
-                await self._db.executescript(READ_INDEXES)
+                for ddl in self.read_indexes:
+                    await self._db.executescript(ddl)
                 await self._db.commit()
             except sqlite3.Error as exc:
                 self.failed = StorageWriteError(

@@ -51,15 +51,19 @@ CREATE TABLE IF NOT EXISTS audit_pages(
     word_count INTEGER, simhash INTEGER, ids TEXT
 );
 CREATE TABLE IF NOT EXISTS audit_anchors(src_url TEXT, dst_url TEXT, anchor TEXT);
-CREATE INDEX IF NOT EXISTS audit_anchors_dst ON audit_anchors(dst_url);
 CREATE TABLE IF NOT EXISTS audit_fragments(
     src_url TEXT, dst_url TEXT, fragment TEXT, anchor TEXT
 );
 CREATE TABLE IF NOT EXISTS audit_hreflang(src_url TEXT, lang TEXT, dst_url TEXT);
-CREATE INDEX IF NOT EXISTS audit_url ON audit(url);
 """
     + SITEMAP_TABLES
 )
+# Built when the crawl finishes (an anchor row per link: kept up to date row by row, this
+# index would cost the writer more than the rows).
+INDEXES: Final = """
+CREATE INDEX IF NOT EXISTS audit_anchors_dst ON audit_anchors(dst_url);
+CREATE INDEX IF NOT EXISTS audit_url ON audit(url);
+"""
 
 # Our columns after the contract's; added to an audit table created without them.
 AUDIT_EXTRA_COLUMNS: Final = (("src_url", "TEXT"), ("anchor", "TEXT"))
@@ -268,6 +272,7 @@ class AuditPlugin(Plugin):
     """Site audit: per-page rules while crawling, whole-crawl rules at the end."""
 
     tables = TABLES
+    indexes = INDEXES
     # SimHash and #fragment links, computed in the parse worker on the crawler's own tree.
     page_hook = document_facts
 

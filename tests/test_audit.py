@@ -314,6 +314,9 @@ async def test_each_rule_hits_exactly_its_designed_pages(site: Site, run_crawl: 
     for row in rows:
         assert row["severity"] == RULES[row["rule"]].severity
         assert row["detail"]
+    # The indexes for reading the audit's tables are built when the crawl finishes.
+    indexes = {r[0] for r in result.rows("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert {"audit_anchors_dst", "audit_url", "links_src", "links_dst"} <= indexes
     # The PDF and the clean images are fetched, and nothing fires on them.
     assert result.page(site.url("/doc.pdf"))["status"] == 200
     assert result.page(site.url("/small.png"))["status"] == 200
