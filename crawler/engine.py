@@ -126,7 +126,9 @@ class Crawler:
         )
         self.stats = CrawlStats()
         self.lag = LoopLag()
-        self._processing = asyncio.Semaphore(config.concurrency)
+        # Answers being processed (parsed, handed to plugins, saved) are bounded apart from the
+        # requests in flight: as many as the CPU pool can queue, and one per request slot.
+        self._processing = asyncio.Semaphore(config.concurrency + cpu.max_pending)
         self.controller = ConcurrencyController(config.concurrency)
         self.saved = saved
         self.plugins = list(plugins)
@@ -335,6 +337,10 @@ class Crawler:
                     await self._processing.acquire()  # bodies being processed are bounded too
                     processing = True
                     fetched()
+                    # Let the dispatcher send the next request before this answer is processed:
+                    # a request's latency is worth more than a parse's.
+                    await asyncio.sleep(0)
+                    await asyncio.sleep(0)
                     await self._page(task, response)
         except asyncio.CancelledError:
             raise
