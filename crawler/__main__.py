@@ -2,10 +2,13 @@
 
 argv -> Config -> crawl -> exit code: 0 the crawl finished (even if pages failed), 1 the crawl
 stopped because its database could not be written (disk full, say), 2 a usage, config,
-seed-file or database problem found before crawling, 130 after Ctrl-C (what was fetched is
+seed-file or database problem found before crawling (or Redis unreachable at start, with
+``--frontier``), 4 Redis went away mid-crawl for longer than ``redis_wait`` (what was fetched is
+saved; the same command with ``--resume`` continues), 130 after Ctrl-C (what was fetched is
 saved, and ``--resume`` continues).
 
-The plugins' commands are dispatched from the first word: ``images-dupes``
+``status`` (:mod:`crawler.status`) shows a shared crawl's progress. The plugins' commands are
+dispatched from the first word too: ``images-dupes``
 (:mod:`plugins.imagedupes`), ``report`` and ``diff`` (:mod:`plugins.auditreport`,
 :mod:`plugins.auditdiff`; exit 3 for ``--fail-on``).
 """
@@ -24,13 +27,21 @@ from typing import Any
 
 from crawler.config import Config, load_config, read_seeds
 from crawler.engine import crawl
-from crawler.errors import ConfigError, PluginError, StorageError, StorageWriteError
+from crawler.errors import (
+    ConfigError,
+    FrontierError,
+    FrontierLostError,
+    PluginError,
+    StorageError,
+    StorageWriteError,
+)
 from crawler.plugins import load_plugins
 from crawler.progress import Progress
 from crawler.storage import existing_crawl
 
 # python -m crawler COMMAND ...: the plugins' commands (a seed file of that name: ./NAME).
 SUBCOMMANDS = {
+    "status": "crawler.status:status_main",
     "images-dupes": "plugins.imagedupes:images_dupes_main",
     "report": "plugins.auditreport:report_main",
     "diff": "plugins.auditdiff:diff_main",
@@ -39,6 +50,7 @@ SUBCOMMANDS = {
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_FRONTIER_LOST = 4
 EXIT_INTERRUPTED = 130
 
 
@@ -84,6 +96,9 @@ async def _crawl_main(config: Config, seeds: list[str]) -> int:
     except StorageWriteError as exc:
         progress.error(f"{exc}; the crawl stopped. What was saved before is intact.")
         return EXIT_FAILED
+    except FrontierLostError as exc:
+        progress.error(f"{exc}: {resume_command(config)}")
+        return EXIT_FRONTIER_LOST
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
@@ -103,6 +118,10 @@ def resume_command(config: Config) -> str:
         words += ["--db", shlex.quote(str(config.db))]
     if config.config_path is not None and config.config_path.name != "config.toml":
         words += ["--config", shlex.quote(str(config.config_path))]
+    if config.frontier is not None:
+        words += ["--frontier", shlex.quote(config.frontier)]
+        if config.name != Config().name:
+            words += ["--name", shlex.quote(config.name)]
     return " ".join(words)
 
 
@@ -137,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.flush()
             os._exit(code)
         return code
-    except (ConfigError, PluginError, StorageError) as exc:
+    except (ConfigError, PluginError, StorageError, FrontierError) as exc:
         _error(str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:  # Ctrl-C before the crawl's own handler was in place
