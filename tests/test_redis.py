@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
 
 from crawler.config import Config
 from crawler.frontier import Task
@@ -22,7 +23,7 @@ from crawler.redisfrontier import RedisFrontier, pack_entry, unpack_entry
 from crawler.robots import RobotsCache
 from crawler.urls import fingerprint
 from tests.conftest import RedisServer
-from tests.site import Site, unused_port
+from tests.site import Site, page_html, unused_port
 from tests.test_cli import run_cli, write
 from tests.test_resume import wait_for_requests
 
@@ -81,19 +82,41 @@ async def crawl_with_workers(
     return [tmp_path / f"w{i}.db" for i in range(workers)]
 
 
+def hold_until_workers_joined(site: Site, redis: RedisServer, workers: int) -> None:
+    """The seed page (as add_tree makes it) answers once ``workers`` workers have joined."""
+    body = page_html("/p/0", ["/p/1", "/p/2", "/p/3", "/p/0"])
+
+    async def held(request: web.Request) -> web.StreamResponse:
+        client = aioredis.Redis.from_url(redis.url())
+        try:
+            for _ in range(3000):
+                if await client.zcard("crawler:crawl:workers") >= workers:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await client.aclose()
+        return web.Response(text=body, content_type="text/html")
+
+    site.add_handler("/p/0", held)
+
+
 @pytest.mark.parametrize("workers", [2, 4])
 async def test_workers_fetch_every_page_exactly_once(
     site: Site, redis_server: RedisServer, tmp_path: Path, workers: int
 ) -> None:
-    paths = add_tree(site, delay=0.1)  # 80 pages, 4 at a time: long enough for all to join
-    dbs = await crawl_with_workers(site, redis_server, tmp_path, workers, "--per-host", "4")
+    paths = add_tree(site, delay=0.05)
+    hold_until_workers_joined(site, redis_server, workers)
+    # per_host 8 across the crawl, at most 3 in flight per worker: every worker gets work.
+    dbs = await crawl_with_workers(
+        site, redis_server, tmp_path, workers, "--per-host", "8", "--concurrency", "3"
+    )
     assert page_requests(site) == Counter({path: 1 for path in paths})
     assert site.count("/robots.txt") == 1  # fetched by one worker, shared with the others
     saved = [pages_of(db) for db in dbs]
     assert sum(len(pages) for pages in saved) == PAGES  # no page in two databases
     union = {url: status for pages in saved for url, status in pages.items()}
     assert union == {site.url(path): 200 for path in paths}
-    assert sum(1 for pages in saved if pages) >= 2, [len(p) for p in saved]  # shared work
+    assert all(saved), [len(pages) for pages in saved]  # every worker did some of the work
     for db in dbs:
         assert {"pages", "links", "redirects", "images", "audit", "frontier"} <= tables_of(db)
     run = await run_cli(tmp_path, "status", redis_server.url(), "--json")
