@@ -447,6 +447,7 @@ class RedisFrontier:
             while self._delayed and self._delayed[0][0] <= now:
                 self._waiting.append(heapq.heappop(self._delayed)[2])
             want = max(1, min(MAX_TAKE, self.concurrency - self._outstanding))
+            self._wakeup.clear()  # news from here on (a slot freed meanwhile) ends the wait below
             try:
                 wait = await self._take(want)
             except FrontierLostError:
@@ -460,7 +461,6 @@ class RedisFrontier:
                 timeouts.append(wait / 1000)
             if self._delayed:
                 timeouts.append(self._delayed[0][0] - now)
-            self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), max(0.002, min(timeouts)))
 
