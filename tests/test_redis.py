@@ -23,7 +23,7 @@ from crawler.redisfrontier import RedisFrontier, pack_entry, unpack_entry
 from crawler.robots import RobotsCache
 from crawler.urls import fingerprint
 from tests.conftest import RedisServer
-from tests.site import Site, page_html, unused_port
+from tests.site import Reply, Site, page_html, unused_port
 from tests.test_cli import run_cli, write
 from tests.test_resume import wait_for_requests
 
@@ -69,9 +69,9 @@ def page_requests(site: Site) -> Counter[str]:
 
 
 async def crawl_with_workers(
-    site: Site, redis: RedisServer, tmp_path: Path, workers: int, *args: str
+    site: Site, redis: RedisServer, tmp_path: Path, workers: int, *args: str, seed: str = "/p/0"
 ) -> list[Path]:
-    write(tmp_path / "seed.txt", site.url("/p/0"))
+    write(tmp_path / "seed.txt", site.url(seed))
     procs = [
         await start_worker(tmp_path, redis, f"w{i}.db", "--quiet", *args) for i in range(workers)
     ]
@@ -359,3 +359,45 @@ async def test_leases_of_a_silent_worker_go_back(redis_server: RedisServer) -> N
     finally:
         await alive.close()
         await dead.client.aclose()
+
+
+async def test_redirects_retries_and_robots_match_a_single_process_crawl(
+    site: Site, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    site.add_robots("User-agent: *\nDisallow: /private\n")
+    site.add_page("/", links=["/a", "/moved", "/flaky", "/private/x", "/gone", "/loop1"])
+    site.add_page("/a", links=["/b", "/moved"])
+    site.add_page("/b", title="B")
+    site.add_redirect("/moved", "/hop")
+    site.add_redirect("/hop", "/b2")
+    site.add_page("/b2", title="B2")
+    site.add_sequence("/flaky", [Reply(503, headers={"Retry-After": "0"}), Reply(200, "<p>ok")])
+    site.add_status("/gone", 404)
+    site.add_redirect("/loop1", "/loop2")
+    site.add_redirect("/loop2", "/loop1")
+
+    def tables(
+        dbs: list[Path],
+    ) -> tuple[dict[str, tuple[object, ...]], Counter[tuple[object, ...]]]:
+        pages: dict[str, tuple[object, ...]] = {}
+        redirects: Counter[tuple[object, ...]] = Counter()
+        for db in dbs:
+            with contextlib.closing(sqlite3.connect(db)) as conn:
+                for url, *rest in conn.execute(
+                    "SELECT url, status, final_url, error_kind, attempts FROM pages"
+                ):
+                    assert url not in pages, url
+                    pages[url] = tuple(rest)
+                redirects.update(conn.execute("SELECT url, hop, status, location FROM redirects"))
+        return pages, redirects
+
+    write(tmp_path / "seed.txt", site.url())
+    local = await run_cli(tmp_path, "seed.txt", "--quiet", "--workers", "0", "--db", "local.db")
+    assert local.code == 0, local.stderr
+    expected = tables([tmp_path / "local.db"])
+    site.requests.clear()
+    site.add_sequence("/flaky", [Reply(503, headers={"Retry-After": "0"}), Reply(200, "<p>ok")])
+    dbs = await crawl_with_workers(site, redis_server, tmp_path, 2, seed="/")
+    assert tables(dbs) == expected
+    assert site.count("/private/x") == 0 and site.count("/robots.txt") == 1
+    assert site.count("/flaky") == 2  # the 503, then the retry
