@@ -68,7 +68,7 @@ SEEN_BUCKET_BITS = 14
 ADD_BATCH = 500  # URLs per add script call
 ACK_BATCH = 1000
 POLL_SECONDS = 0.05  # longest wait for other workers' news when nothing is ready
-MAX_TAKE = 64
+MAX_TAKE = 16  # tasks taken in one round trip at most (they hold their host's slots)
 CONNECT_TIMEOUT = 3.0
 SOCKET_TIMEOUT = 5.0
 RATE_WINDOW = 10.0  # seconds of acks behind a worker's pages/s
@@ -196,6 +196,7 @@ class RedisFrontier:
         self._delayed: list[tuple[float, int, Task]] = []
         self._seq = 0
         self._outstanding = 0  # handed to the engine, task_done not yet called
+        self._fetching = 0  # handed to the engine, release not yet called
         self._remote_queued = 0
         self._remote_leased = 0
         self._budget_spent = False
@@ -405,6 +406,7 @@ class RedisFrontier:
             "R" if task.kind == "robots" else pack_entry(task.url, task.host, task.depth, task.kind)
         )
         self._grants.pop((task.host, token), None)
+        self._fetching = max(0, self._fetching - 1)
         retry_ms = "" if retry_after is None else str(round(retry_after * 1000))
         self._releases += (task.host, token, "" if status is None else str(status), retry_ms, "")
         self._dirty.set()
@@ -441,12 +443,14 @@ class RedisFrontier:
                 return None
             if self._prefetched:
                 self._outstanding += 1
+                self._fetching += 1
                 self.handed_out += 1
                 return self._prefetched.popleft()
             now = time.monotonic()
             while self._delayed and self._delayed[0][0] <= now:
                 self._waiting.append(heapq.heappop(self._delayed)[2])
-            want = max(1, min(MAX_TAKE, self.concurrency - self._outstanding))
+            # The engine asks when it has room for one more request; take what may follow.
+            want = max(1, min(MAX_TAKE, self.concurrency - self._fetching))
             self._wakeup.clear()  # news from here on (a slot freed meanwhile) ends the wait below
             try:
                 wait = await self._take(want)

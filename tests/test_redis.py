@@ -28,6 +28,9 @@ from tests.test_cli import run_cli, write
 from tests.test_resume import wait_for_requests
 
 PAGES = 80
+# Slots are granted on Redis' clock; a request reaches the server after its worker's own
+# latency, which varies by a few ms (tens on a loaded machine) between workers.
+SCHEDULING_SLACK = 0.05
 
 
 def add_tree(site: Site, pages: int = PAGES, delay: float = 0.03) -> list[str]:
@@ -146,7 +149,7 @@ async def test_delay_holds_across_four_workers(
     assert page_requests(site) == Counter({path: 1 for path in paths})
     gaps = site.gaps()  # between request arrivals at the server, robots.txt included
     assert len(gaps) == 14
-    assert min(gaps) >= 0.2 - 0.03, gaps
+    assert min(gaps) >= 0.2 - SCHEDULING_SLACK, gaps
 
 
 async def test_crawl_delay_of_robots_txt_holds_across_workers(
@@ -157,7 +160,7 @@ async def test_crawl_delay_of_robots_txt_holds_across_workers(
     dbs = await crawl_with_workers(site, redis_server, tmp_path, 3)
     assert site.count("/robots.txt") == 1
     assert site.count("/p/5") == 0
-    assert min(site.gaps()) >= 0.3 - 0.03, site.gaps()
+    assert min(site.gaps()) >= 0.3 - SCHEDULING_SLACK, site.gaps()
     union = {url for db in dbs for url in pages_of(db)}
     assert union == {site.url(f"/p/{i}") for i in range(8) if i != 5}
 
