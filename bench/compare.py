@@ -42,6 +42,7 @@ relative to Scrapy's and to the limit's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -90,6 +91,7 @@ class Run:
     nginx_cpu_seconds: float = 0.0
     other_cpu_seconds: float = 0.0
     requests: int = 0  # requests nginx answered during the run
+    loop_lag_p99_ms: float | None = None  # the crawler's own measure (meta last_run)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -125,6 +127,13 @@ def read_database(db: Path, pages_sql: str) -> tuple[list[Any], list[Any]]:
     return pages, links
 
 
+def last_run_lag(db: Path) -> float | None:
+    """The p99 event loop lag (ms) the crawler measured, from its ``meta`` row ``last_run``."""
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        row = connection.execute("SELECT value FROM meta WHERE key = 'last_run'").fetchone()
+    return float(json.loads(row[0])["loop_lag_ms"]["p99"]) if row else None
+
+
 def log_lines(path: Path) -> list[str]:
     return path.read_text(errors="replace").strip().splitlines() if path.exists() else []
 
@@ -158,6 +167,7 @@ def make_contenders(args: argparse.Namespace, plan: SitePlan, workdir: Path) -> 
         run.pages = len(pages)
         run.problems += check_pages(plan, pages)
         run.problems += check_links(plan, links)
+        run.loop_lag_p99_ms = last_run_lag(run_dir / "crawl.db")
 
     def scrapy(run_dir: Path) -> list[str]:
         return [
@@ -473,6 +483,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_runs(runs))
         print()
         print(format_summary([c.name for c in contenders], runs))
+        lags = [r.loop_lag_p99_ms for r in runs if r.ok and r.loop_lag_p99_ms is not None]
+        if lags:
+            print(
+                f"\ncrawler event loop lag, p99 (its own measure, meta last_run): median "
+                f"{statistics.median(lags):.1f} ms, worst {max(lags):.1f} ms "
+                f"over {len(lags)} rounds"
+            )
         print()
         print(LEGEND)
         failed = [r for r in runs if not r.ok]

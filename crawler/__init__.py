@@ -18,7 +18,7 @@ from crawler.errors import (
 )
 from crawler.fetcher import Fetcher, Response
 from crawler.frontier import Frontier, MemoryFrontier, Task
-from crawler.parse import Link, ParsedPage, parse_html, parse_page
+from crawler.parse import HtmlDocument, Link, ParsedPage, parse_html, parse_page
 from crawler.politeness import HostSlot
 from crawler.storage import Storage
 from crawler.urls import Scope, normalize_url
@@ -36,6 +36,7 @@ __all__ = [
     "FrontierError",
     "FrontierLostError",
     "HostSlot",
+    "HtmlDocument",
     "Link",
     "MemoryFrontier",
     "ParsedPage",

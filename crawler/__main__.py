@@ -7,8 +7,9 @@ seed-file or database problem found before crawling (or Redis unreachable at sta
 saved; the same command with ``--resume`` continues), 130 after Ctrl-C (what was fetched is
 saved, and ``--resume`` continues).
 
-``status`` (:mod:`crawler.status`) shows a shared crawl's progress. The plugins' commands are
-dispatched from the first word too: ``images-dupes``
+``status`` (:mod:`crawler.status`, a shared crawl's progress) and ``merge``
+(:mod:`crawler.merge`, the databases of several crawler processes into one) are dispatched from
+the first word, and so are the plugins' ``images-dupes``
 (:mod:`plugins.imagedupes`), ``report`` and ``diff`` (:mod:`plugins.auditreport`,
 :mod:`plugins.auditdiff`; exit 3 for ``--fail-on``).
 """
@@ -39,9 +40,11 @@ from crawler.plugins import load_plugins
 from crawler.progress import Progress
 from crawler.storage import existing_crawl
 
-# python -m crawler COMMAND ...: the plugins' commands (a seed file of that name: ./NAME).
+# python -m crawler COMMAND ...: merging workers' databases, and the plugins' commands (a
+# seed file of that name: ./NAME).
 SUBCOMMANDS = {
     "status": "crawler.status:status_main",
+    "merge": "crawler.merge:merge_main",
     "images-dupes": "plugins.imagedupes:images_dupes_main",
     "report": "plugins.auditreport:report_main",
     "diff": "plugins.auditdiff:diff_main",

@@ -39,6 +39,7 @@ __all__ = [
     "DEFAULT_USER_AGENT",
     "Config",
     "load_config",
+    "load_file_config",
     "parse_args",
     "read_seeds",
 ]
@@ -97,6 +98,7 @@ class Config:
     name: str = "crawl"
     lease_timeout: float = 30.0
     redis_wait: float = 60.0
+    adaptive: bool = True
     plugin_settings: Mapping[str, Mapping[str, Any]] = field(
         default_factory=lambda: MappingProxyType({}), hash=False
     )
@@ -176,13 +178,18 @@ _RULES: Final[dict[str, _Rule]] = {
     "name": _Rule("name"),
     "lease_timeout": _Rule("float", 0, strict_minimum=True),
     "redis_wait": _Rule("float", 0),
+    "adaptive": _Rule("bool"),
 }
 
 CONFIG_KEYS: Final[frozenset[str]] = frozenset(_RULES)
 """The top-level keys config.toml accepts (tables aside)."""
 
 _COMMAND_LINE_ONLY: Final = {"resume": "--resume", "quiet": "--quiet", "config": "--config"}
-_FLAG_FOR: Final = {"plugins": "--plugin", "respect_robots": "--no-robots"}
+_FLAG_FOR: Final = {
+    "plugins": "--plugin",
+    "respect_robots": "--no-robots",
+    "adaptive": "--fixed-concurrency",
+}
 
 
 class _Invalid(Exception):
@@ -424,6 +431,14 @@ def _build_parser() -> _ArgumentParser:
         help="with --frontier: how long to keep retrying when Redis goes away mid-crawl before "
         f"stopping (exit 4; default: {defaults.redis_wait:g})",
     )
+    add(
+        "--fixed-concurrency",
+        dest="adaptive",
+        action="store_false",
+        default=None,
+        help="keep --concurrency requests in flight; by default the crawler lowers it while the "
+        "event loop lags or servers slow down",
+    )
     return parser
 
 
@@ -506,6 +521,25 @@ def _file_settings(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return settings, tables
 
 
+def _config_path(given: str | None, cwd: Path | None) -> Path | None:
+    """--config PATH if given, else ./config.toml if it exists, else None."""
+    if given is not None:
+        return _resolve(Path(given), cwd)
+    default_path = _resolve(Path(CONFIG_FILE_NAME), cwd)
+    return default_path if default_path.exists() else None
+
+
+def load_file_config(given: str | None, *, cwd: Path | None = None) -> Config:
+    """The Config of a config file alone, for commands other than a crawl (``merge`` reads the
+    plugins' settings from it): ``given`` (--config PATH), else ./config.toml if it exists,
+    else the defaults. Raises ConfigError as :func:`load_config` does."""
+    config_path = _config_path(given, cwd)
+    if config_path is None:
+        return Config()
+    settings, tables = _file_settings(config_path)
+    return Config(plugin_settings=_freeze(tables), config_path=config_path, **settings)
+
+
 def load_config(argv: Sequence[str], *, cwd: Path | None = None) -> Config:
     """Build the Config for a crawl from its command-line arguments (without the program name).
 
@@ -516,13 +550,7 @@ def load_config(argv: Sequence[str], *, cwd: Path | None = None) -> Config:
     Raises ConfigError naming the option or file key and the value on any bad setting.
     """
     args = parse_args(argv)
-    config_path: Path | None
-    if args.config is not None:
-        config_path = _resolve(Path(args.config), cwd)
-    else:
-        default_path = _resolve(Path(CONFIG_FILE_NAME), cwd)
-        config_path = default_path if default_path.exists() else None
-
+    config_path = _config_path(args.config, cwd)
     settings: dict[str, Any] = {}
     tables: dict[str, Any] = {}
     if config_path is not None:

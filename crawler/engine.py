@@ -17,17 +17,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from crawler.analyze import Analysis, analyze
+from crawler.analyze import Analysis, analyze, digest
+from crawler.concurrency import ConcurrencyController, ConcurrencyLimit
 from crawler.config import Config
 from crawler.cpu import CpuPool, default_workers
 from crawler.errors import ConfigError, StorageError
 from crawler.fetcher import Fetcher, Inspector, Response, retry_delay, should_retry
 from crawler.frontier import Frontier, FrontierFactory, MemoryFrontier, Task
+from crawler.looplag import LoopLag
+from crawler.parse import SNIFF_BYTES, PageHook, PageHookError, is_html
 from crawler.plugins import Plugin, load_plugins
 from crawler.progress import Progress
 from crawler.robots import RobotsCache, fetch_robots
 from crawler.storage import (
-    LinkRow,
     PageRow,
     RedirectRow,
     RobotsRow,
@@ -63,6 +65,10 @@ class CrawlStats:
     over_budget: int = 0
     plugin_errors: Counter[str] = field(default_factory=Counter)
     plugin_summary: list[tuple[str, str]] = field(default_factory=list)
+    # How the crawl ran: loop lag, concurrency, where parsing ran (for the summary).
+    details: list[tuple[str, str]] = field(default_factory=list)
+    loop_lag_p99: float = 0.0  # seconds
+    concurrency_low: int = 0  # the fewest requests in flight the controller allowed
     started_at: float = field(default_factory=time.monotonic)
     finished_at: float | None = None
     interrupted: bool = False
@@ -117,7 +123,15 @@ class Crawler:
         self.robots = RobotsCache(config.robots_token, enabled=config.respect_robots)
         self.frontier: Frontier = (frontier or self._memory_frontier)(self.robots, self._blocked)
         self.stats = CrawlStats()
+        self.lag = LoopLag()
+        self._processing = asyncio.Semaphore(config.concurrency)
+        self.controller = ConcurrencyController(config.concurrency)
         self.plugins = list(plugins)
+        # Plugins' extra work on each HTML page, done in the parse worker on the same tree.
+        self._hooked: list[Plugin] = [p for p in self.plugins if type(p).page_hook is not None]
+        self._hooks: tuple[PageHook, ...] = tuple(
+            hook for p in self._hooked if (hook := type(p).page_hook) is not None
+        )
         self._started_urls = saved.pages if saved is not None else 0
         self._handlers: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -162,29 +176,34 @@ class Crawler:
             if reason is not None:
                 if self.progress is not None:
                     self.progress.note(f"nothing to do: {reason}")
+                await self.storage.build_indexes()
                 self.stats.finished_at = time.monotonic()
                 return self.stats
-        limit = asyncio.Semaphore(self.config.concurrency)
+        limit = ConcurrencyLimit(self.config.concurrency)
         for plugin in self.plugins:
             await self._call(plugin, "open", self)
         if self.progress is not None:
             self.progress.start(self)
+        self.lag.start()
+        controller = (
+            asyncio.create_task(self.controller.run(limit, self.lag), name="concurrency")
+            if self.config.adaptive
+            else None
+        )
         try:
             while True:
-                await limit.acquire()
-                task = await self.frontier.next_ready()
-                if task is None:
-                    limit.release()
+                await self._dispatch(limit)
+                if self.fatal is not None:
+                    raise self.fatal
+                if self._stopping or not await self._idle():
                     break
-                handler = asyncio.create_task(self._handle(task))
-                self._handlers.add(handler)
-                handler.add_done_callback(self._handlers.discard)
-                handler.add_done_callback(lambda _: limit.release())
-            if self._handlers:
-                await asyncio.gather(*self._handlers, return_exceptions=True)
-            if self.fatal is not None:
-                raise self.fatal
         finally:
+            if controller is not None:
+                controller.cancel()
+            self.lag.stop()
+            if not self.stats.interrupted and self.fatal is None:
+                # Before the plugins close: whole-crawl checks (the audit's) read the links.
+                await self.storage.build_indexes()
             for plugin in self.plugins:
                 await self._call(plugin, "close")
                 try:
@@ -194,14 +213,86 @@ class Crawler:
                     log.exception("plugin %r failed in summary()", plugin.name)
             self.stats.finished_at = time.monotonic()
             self.stats.spilled_urls = self.frontier.spills
+            self.stats.loop_lag_p99 = self.lag.percentile(0.99)
+            self.stats.concurrency_low = self.controller.lowest if controller else limit.size
+            self.stats.details = self._details(adaptive=controller is not None)
+            self.storage.set_meta({"last_run": self._last_run()})
             if self.progress is not None:
                 self.progress.stop()
         return self.stats
 
-    def request_asset(self, url: str, depth: int) -> bool:
+    def _details(self, *, adaptive: bool) -> list[tuple[str, str]]:
+        control = self.controller
+        if adaptive:
+            concurrency = (
+                f"{control.lowest}..{control.maximum} in flight, adapted "
+                f"{control.changes} times (loop lag, latency)"
+            )
+        else:
+            concurrency = f"{self.config.concurrency} in flight (fixed)"
+        return [
+            ("event loop lag", self.lag.describe()),
+            ("concurrency", concurrency),
+            ("parsing", self.cpu.describe()),
+        ]
+
+    def _last_run(self) -> dict[str, object]:
+        """How this run went, kept in ``meta`` (key ``last_run``) for tools and benchmarks."""
+        ms = 1000
+        return {
+            "pages": self.stats.pages,
+            "seconds": round(self.stats.elapsed, 3),
+            "interrupted": self.stats.interrupted,
+            "loop_lag_ms": {
+                "p50": round(self.lag.percentile(0.5) * ms, 1),
+                "p99": round(self.lag.percentile(0.99) * ms, 1),
+                "max": round(self.lag.worst * ms, 1),
+            },
+            "concurrency": {"max": self.controller.maximum, "lowest": self.stats.concurrency_low},
+            "cpu": {
+                "workers": self.cpu.workers,
+                "jobs": self.cpu.jobs,
+                "inline": self.cpu.inline_jobs,
+                "batches": self.cpu.batches,
+            },
+        }
+
+    async def _dispatch(self, limit: ConcurrencyLimit) -> None:
+        """Hand out tasks until the frontier has none left and every handler is done."""
+        while True:
+            await limit.acquire()
+            task = await self.frontier.next_ready()
+            if task is None:
+                limit.release()
+                break
+            fetched = _SlotRelease(limit)
+            handler = asyncio.create_task(self._handle(task, fetched))
+            self._handlers.add(handler)
+            handler.add_done_callback(self._handlers.discard)
+            handler.add_done_callback(fetched)
+        if self._handlers:
+            await asyncio.gather(*self._handlers, return_exceptions=True)
+
+    async def _idle(self) -> bool:
+        """Nothing is left to fetch: plugins may queue more (``on_idle``). True if they did."""
+        for plugin in self.plugins:
+            await self._call(plugin, "on_idle")
+        return self.frontier.queued > 0 and not self._stopping
+
+    def request_asset(self, url: str, depth: int, owner: str | None = None) -> bool:
         """Fetch ``url`` as an asset (an image, say): recorded, not parsed, scope not applied,
-        robots.txt and politeness applied as to any request. True when it is new."""
-        return self.frontier.add(url, depth, kind="asset")
+        robots.txt and politeness applied as to any request. True when it is new.
+
+        ``owner`` (a plugin's name) travels with the task to ``on_response``, so that each
+        plugin handles the assets it asked for and no other plugin's."""
+        return self.frontier.add(url, depth, kind="asset", owner=owner or None)
+
+    def request_page(self, url: str, depth: int) -> bool:
+        """Crawl ``url`` as a page, as if a link at ``depth - 1`` led there: scope and
+        ``max_depth`` apply. True when it is new."""
+        if self.config.max_depth is not None and depth > self.config.max_depth:
+            return False
+        return self.scope.allows(url) and self.frontier.add(url, depth)
 
     async def _call(self, plugin: Plugin, hook: str, *args: object) -> None:
         """Run one plugin hook; an error is logged and counted, never fatal to the crawl."""
@@ -242,13 +333,21 @@ class Crawler:
         for handler in list(self._handlers):
             handler.cancel()
 
-    async def _handle(self, task: Task) -> None:
+    async def _handle(self, task: Task, fetched: Callable[[], None]) -> None:
+        """Fetch ``task`` and process the answer. ``fetched`` frees the request's concurrency
+        slot once the answer is in: the next request goes out while this one is processed."""
         self.stats.in_flight += 1
+        processing = False
         try:
             if task.kind == "robots":
                 await self._robots(task)
             else:
-                await self._page(task)
+                response = await self._fetch(task)
+                if response is not None:
+                    await self._processing.acquire()  # bodies being processed are bounded too
+                    processing = True
+                    fetched()
+                    await self._page(task, response)
         except asyncio.CancelledError:
             raise
         except StorageError as exc:
@@ -259,6 +358,8 @@ class Crawler:
             self.stats.internal_errors += 1
             log.exception("internal error while handling %r", task)
         finally:
+            if processing:
+                self._processing.release()
             self.stats.in_flight -= 1
             self.frontier.task_done(task)
 
@@ -296,21 +397,26 @@ class Crawler:
         limit = self.config.max_pages
         return limit is None or self._started_urls < limit
 
-    async def _page(self, task: Task) -> None:
+    async def _fetch(self, task: Task) -> Response | None:
+        """Request ``task``'s URL; None when the page budget is spent (nothing requested)."""
         if task.attempt == 1:
             if not self._has_budget():
                 self.stats.over_budget += 1
                 self.frontier.release(task, None)
                 if task.chain:
                     self._finish_chain(task.chain, final_url=task.url)
-                return
+                return None
             self._started_urls += 1
             if not self._has_budget():
                 self.frontier.stop_new()  # the rest stays queued for a --resume
         inspect = self.asset_inspector if task.kind == "asset" else None
         resp = await self.fetcher.fetch(task.url, inspect=inspect)
         self.stats.requests += 1
+        self.controller.observe(resp.elapsed_ms / 1000)
         self.frontier.release(task, resp.status, _slowdown(resp, task.attempt))
+        return resp
+
+    async def _page(self, task: Task, resp: Response) -> None:
         if should_retry(resp) and task.attempt < self.config.retries and not self._stopping:
             self.stats.retries += 1
             self.frontier.retry(task, retry_delay(resp, task.attempt))
@@ -318,16 +424,22 @@ class Crawler:
         if resp.is_redirect:
             await self._redirect(task, resp)
             return
-        parse = task.kind == "page" and resp.status is not None and 200 <= resp.status < 300
-        analysis = await self.cpu.run(analyze, resp.body, task.url, resp.headers, parse)
+        if (
+            task.kind == "page"
+            and resp.status is not None
+            and 200 <= resp.status < 300
+            and is_html(resp.headers.get("content-type"), resp.body[:SNIFF_BYTES])
+        ):
+            analysis = await self.cpu.run(analyze, resp.body, task.url, resp.headers, self._hooks)
+        else:
+            analysis = await self.cpu.run(digest, resp.body)
         row = _page_row(task, resp, analysis)
         # Plugin hooks run before the row is saved: whatever they write or queue is committed
         # no later than the mark that this URL is done, so a crash never loses it.
         for plugin in self.plugins:
             await self._call(plugin, "on_response", task, resp, row)
         if analysis.page is not None:
-            for plugin in self.plugins:
-                await self._call(plugin, "on_page", row, analysis.page)
+            await self._on_page(row, analysis)
         if task.chain:
             self._finish_chain(task.chain, final_url=task.url, last=row)
         else:
@@ -336,19 +448,45 @@ class Crawler:
             self._links(task, analysis)
         await self.storage.wait_room()
 
+    async def _on_page(self, row: PageRow, analysis: Analysis) -> None:
+        data = dict(zip(map(id, self._hooked), analysis.extras, strict=False))
+        for plugin in self.plugins:
+            if id(plugin) not in data:
+                await self._call(plugin, "on_page", row, analysis.page)
+                continue
+            result = data[id(plugin)]
+            if isinstance(result, PageHookError):
+                self._hook_failed(plugin, result)
+                result = None
+            await self._call(plugin, "on_page", row, analysis.page, result)
+
+    def _hook_failed(self, plugin: Plugin, failure: PageHookError) -> None:
+        self.stats.plugin_errors[plugin.name] += 1
+        if (plugin.name, "page_hook") not in self._reported:
+            self._reported.add((plugin.name, "page_hook"))
+            log.error(
+                "plugin %r failed in its page hook %s (further failures are only counted):\n%s",
+                plugin.name,
+                failure.hook,
+                failure.error,
+            )
+
     def _links(self, task: Task, analysis: Analysis) -> None:
         page = analysis.page
         assert page is not None
+        src = task.url
+        # Plain tuples in the LinkRow column order: this runs for every link of every page.
         self.storage.add_links(
-            LinkRow(task.url, link.url, link.tag, int(link.nofollow)) for link in page.links
+            [(src, url, tag, 1 if nofollow else 0) for url, tag, nofollow, _, _ in page.links]
         )
         self.stats.links += len(page.links)
         depth = task.depth + 1
         if self.config.max_depth is not None and depth > self.config.max_depth:
             return
-        for link in page.links:
-            if link.follow and self.scope.allows(link.url):
-                self.frontier.add(link.url, depth)
+        allows, add = self.scope.allows, self.frontier.add
+        for url, _, _, follow, _ in page.links:
+            if follow and allows(url):
+                add(url, depth)
 
     async def _redirect(self, task: Task, resp: Response) -> None:
         raw_location = resp.location or ""
@@ -389,7 +527,15 @@ class Crawler:
             self._finish_chain(chain, target)
             return
         self.frontier.push(
-            Task(target, task.depth, host_key(target), kind=task.kind, origin=origin, chain=chain)
+            Task(
+                target,
+                task.depth,
+                host_key(target),
+                kind=task.kind,
+                origin=origin,
+                chain=chain,
+                owner=task.owner,
+            )
         )
 
     def _finish_chain(
@@ -415,6 +561,21 @@ class Crawler:
     def _save(self, row: PageRow) -> None:
         self.storage.add_page(row)
         self.stats.record(row)
+
+
+class _SlotRelease:
+    """Frees one request's concurrency slot, once, whichever of its callers comes first."""
+
+    __slots__ = ("limit", "released")
+
+    def __init__(self, limit: ConcurrencyLimit) -> None:
+        self.limit = limit
+        self.released = False
+
+    def __call__(self, _: object = None) -> None:
+        if not self.released:
+            self.released = True
+            self.limit.release()
 
 
 def _slowdown(resp: Response, attempt: int) -> float | None:

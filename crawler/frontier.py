@@ -61,23 +61,34 @@ class Task:
     kind: TaskKind = "page"
     origin: str | None = None
     chain: tuple[Any, ...] = field(default=())
+    owner: str | None = None  # the plugin that asked for this asset (request_asset)
 
     def __repr__(self) -> str:
         extra = f" attempt={self.attempt}" if self.attempt > 1 else ""
+        if self.owner:
+            extra += f" owner={self.owner}"
         if self.origin:
             extra += f" hop={len(self.chain)} of {self.origin}"
         return f"<Task {self.kind} {self.url} depth={self.depth}{extra}>"
 
 
-def _task_kind(kind: str) -> TaskKind:
-    return "asset" if kind == "asset" else "page"
+def stored_kind(kind: TaskKind, owner: str | None = None) -> str:
+    """The frontier table's ``kind``: ``page``, ``asset``, or ``asset:OWNER`` for a plugin's."""
+    return f"{kind}:{owner}" if owner else kind
+
+
+def _task_kind(stored: str) -> tuple[TaskKind, str | None]:
+    """The task kind and owner of a frontier table ``kind`` (see :func:`stored_kind`)."""
+    kind, _, owner = stored.partition(":")
+    return ("asset" if kind == "asset" else "page"), owner or None
 
 
 class Frontier(Protocol):
     """What the engine needs from crawl state; every call is made from the event loop."""
 
-    def add(self, url: str, depth: int, kind: TaskKind = "page") -> bool:
-        """Queue ``url`` unless it was seen before; True when it is new."""
+    def add(self, url: str, depth: int, kind: TaskKind = "page", owner: str | None = None) -> bool:
+        """Queue ``url`` unless it was seen before; True when it is new. ``owner`` names the
+        plugin that asked for an asset; it is kept with the task, across a resume too."""
 
     async def claim(self, url: str, depth: int) -> bool:
         """Mark ``url`` seen without queueing it (a redirect target); True when it was new."""
@@ -168,7 +179,7 @@ class MemoryFrontier:
 
     # -- adding work -------------------------------------------------------------------
 
-    def add(self, url: str, depth: int, kind: TaskKind = "page") -> bool:
+    def add(self, url: str, depth: int, kind: TaskKind = "page", owner: str | None = None) -> bool:
         """Queue ``url`` unless seen; True when it is new, or may be (the table decides)."""
         fp = fingerprint(url)
         if fp in self._seen:
@@ -178,13 +189,13 @@ class MemoryFrontier:
         seq = self._next_seq
         self._next_seq += 1
         if self.on_queue is not None:
-            self.on_queue(url, depth, host, seq, kind)
+            self.on_queue(url, depth, host, seq, stored_kind(kind, owner))
         if self._no_new:
             return True  # saved for a later --resume, not fetched in this run
         if self.loader is not None and self._must_spill(host):
             self._spill(host, seq)
         else:
-            self._enqueue(Task(url, depth, host, kind=kind))
+            self._enqueue(Task(url, depth, host, kind=kind, owner=owner))
         return True
 
     def _remember(self, fp: int) -> None:
@@ -237,8 +248,9 @@ class MemoryFrontier:
         room = max(10, min(self.host_memory_queue, self.memory_queue - self._queued))
         rows = await self.loader(host, spill.from_seq, room)
         self.refills += 1
-        for url, depth, _, kind in rows:
-            self._enqueue(Task(url, depth, host, kind=_task_kind(kind)), counted=True)
+        for url, depth, _, stored in rows:
+            kind, owner = _task_kind(stored)
+            self._enqueue(Task(url, depth, host, kind=kind, owner=owner), counted=True)
         spill.count -= len(rows)
         self._spilled -= len(rows)
         if rows:

@@ -15,9 +15,10 @@ import codecs
 import functools
 import math
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Final
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Final, NamedTuple
 
 import charset_normalizer
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -25,11 +26,15 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from crawler.urls import normalize_url
 
 __all__ = [
+    "HtmlDocument",
     "Link",
+    "PageHook",
+    "PageHookError",
     "ParsedPage",
     "decode_html",
     "is_html",
     "parse_html",
+    "parse_html_with",
     "parse_page",
     "parse_srcset",
 ]
@@ -44,9 +49,12 @@ SNIFF_BYTES: Final = 512
 FOLLOW_TAGS: Final = frozenset({"a", "area", "iframe", "frame"})
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
-    """One URL reference found in a page."""
+class Link(NamedTuple):
+    """One URL reference found in a page.
+
+    A named tuple rather than a dataclass: pages cross from the parse workers with dozens of
+    links each, and a tuple is rebuilt from its pickle in C (see ``ParsedPage.__reduce__``).
+    """
 
     url: str  # normalized absolute URL
     tag: str  # the element: a, area, link, img, iframe, frame, script, source, ...
@@ -75,6 +83,28 @@ class ParsedPage:
     encoding: str  # Python codec name used to decode the body, e.g. "utf-8", "cp1251"
     missing_alt: tuple[str, ...] = ()  # <img> URLs with no alt attribute at all (alt="" is fine)
     hreflang: tuple[tuple[str, str], ...] = ()  # <link rel=alternate hreflang=L href=U>: (L, U)
+    # <link> hrefs the browser loads with the page: rel stylesheet, preload, modulepreload
+    # (links records every <link> under tag "link", a canonical as much as a stylesheet)
+    link_resources: tuple[str, ...] = ()
+    form_actions: tuple[str, ...] = ()  # <form action> URLs, deduplicated, in order
+
+    def __reduce__(self) -> tuple[Callable[..., ParsedPage], tuple[Any, ...]]:
+        # The fields as a plain tuple, links as plain tuples: unpickled and rebuilt in C,
+        # several times faster than dataclasses' own __setstate__ and a Link per REDUCE.
+        values = tuple(() if name == "links" else getattr(self, name) for name in _PAGE_FIELDS)
+        return _rebuild_page, (tuple(map(tuple, self.links)), values)
+
+
+_PAGE_FIELDS: Final = tuple(f.name for f in fields(ParsedPage))
+
+
+def _rebuild_page(links: tuple[tuple[Any, ...], ...], values: tuple[Any, ...]) -> ParsedPage:
+    page = ParsedPage(*values)
+    object.__setattr__(page, "links", tuple([_new_tuple(Link, row) for row in links]))
+    return page
+
+
+_new_tuple: Final = tuple.__new__
 
 
 # --------------------------------------------------------------------------- text decoding
@@ -235,7 +265,7 @@ def is_html(content_type_header: str | None, body_start: bytes) -> bool:
 # Every element the single pass looks at; :is() makes an element match once.
 _SELECTOR: Final = (
     ":is(a, area, link, img, iframe, frame, script, source, video, audio, embed, object,"
-    " input, image, meta, title, h1, html, [id], [style], [background])"
+    " input, image, meta, title, h1, html, form, [id], [style], [background])"
 )
 _CSS_URL_RE: Final = re.compile(r"""url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)""", re.I)
 _REFRESH_URL_RE: Final = re.compile(r"""^\s*[\d.]*\s*[;,]?\s*(?:url\s*=\s*)?(.*)$""", re.I)
@@ -244,6 +274,7 @@ _ROBOTS_KNOWN_VALUES: Final = frozenset(
     {"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"}
 )
 _ICON_RELS: Final = frozenset({"icon", "apple-touch-icon", "apple-touch-icon-precomposed"})
+_LOADED_RELS: Final = frozenset({"stylesheet", "preload", "modulepreload"})
 _IMAGE_META: Final = frozenset(
     {"og:image", "og:image:url", "og:image:secure_url", "twitter:image", "twitter:image:src"}
 )
@@ -346,11 +377,13 @@ class _PageBuilder:
         "base",
         "canonical",
         "description",
+        "form_actions",
         "h1_count",
         "hreflang",
         "ids",
         "images",
         "lang",
+        "link_resources",
         "links",
         "missing_alt",
         "nofollow",
@@ -368,6 +401,8 @@ class _PageBuilder:
         self.images: dict[str, None] = {}
         self.missing_alt: dict[str, None] = {}
         self.hreflang: dict[tuple[str, str], None] = {}
+        self.link_resources: dict[str, None] = {}
+        self.form_actions: dict[str, None] = {}
         self.srcsets: list[tuple[tuple[str, float], ...]] = []
         self.ids: dict[str, None] = {}
         self.title: str | None = None
@@ -473,6 +508,10 @@ class _PageBuilder:
                 self.title = _collapse(node.text())
         elif tag == "h1":
             self.h1_count += 1
+        elif tag == "form":
+            action = self.resolve(attrs.get("action"))
+            if action is not None:
+                self.form_actions[action] = None
         elif tag == "html":
             lang = (attrs.get("lang") or attrs.get("xml:lang") or "").strip()
             if lang and self.lang is None:
@@ -498,6 +537,8 @@ class _PageBuilder:
         lang = (attrs.get("hreflang") or "").strip()
         if "alternate" in rels and lang and url is not None:
             self.hreflang[lang, url] = None
+        if url is not None and not rels.isdisjoint(_LOADED_RELS):
+            self.link_resources[url] = None
         if rels & _ICON_RELS:
             self.image(href, "link")
         elif "preload" in rels and (attrs.get("as") or "").strip().lower() == "image":
@@ -552,6 +593,8 @@ class _PageBuilder:
             ids=tuple(self.ids),
             missing_alt=tuple(self.missing_alt),
             hreflang=tuple(self.hreflang),
+            link_resources=tuple(self.link_resources),
+            form_actions=tuple(self.form_actions),
             word_count=word_count,
             encoding=encoding,
         )
@@ -566,11 +609,37 @@ def _anchor_text(node: LexborNode) -> str:
     return text[:MAX_LINK_TEXT]
 
 
+@dataclass(frozen=True, slots=True)
+class HtmlDocument:
+    """A parsed page as a plugin's page hook sees it, in the parse worker (see PageHook).
+
+    ``tree`` has had its ``<script>``, ``<style>`` and ``<template>`` elements removed; a hook
+    may change it further (hooks run one after the other, in plugin order).
+    """
+
+    tree: LexborHTMLParser
+    url: str  # the page's normalized URL
+    base: str  # what relative references resolve against (<base href> or the page URL)
+    page: ParsedPage
+
+
+# A plugin's extra work on each HTML page, done in the same parse (see Plugin.page_hook): a
+# module-level function, so that it can be sent to the worker processes by reference.
+PageHook = Callable[[HtmlDocument], object]
+
+
 def parse_html(body: bytes, url: str, headers: Mapping[str, str]) -> ParsedPage:
     """Parse an HTML page. ``url`` is its final URL; ``headers`` have lowercase keys.
 
     Never raises on malformed HTML or undecodable bytes.
     """
+    return parse_html_with(body, url, headers, ())[0]
+
+
+def parse_html_with(
+    body: bytes, url: str, headers: Mapping[str, str], hooks: Sequence[PageHook]
+) -> tuple[ParsedPage, tuple[object, ...]]:
+    """:func:`parse_html`, then each of ``hooks`` on the same tree: (page, hook results)."""
     text, encoding = decode_html(body, headers.get("content-type"))
     tree = LexborHTMLParser(text)
     page_url = normalize_url(url)
@@ -579,23 +648,44 @@ def parse_html(body: bytes, url: str, headers: Mapping[str, str]) -> ParsedPage:
     base_node = tree.css_first("base[href]")
     if base_node is not None:
         base_href = normalize_url(base_node.attributes.get("href") or "", page_url)
-    page = _PageBuilder(base_href or page_url)
+    base = base_href or page_url
+    builder = _PageBuilder(base)
 
     for node in tree.css(_SELECTOR):
         tag = node.tag
         if tag is not None:
-            page.element(node, tag, node.attributes)
+            builder.element(node, tag, node.attributes)
 
     x_robots = _x_robots_directives(headers.get("x-robots-tag"))
-    page.noindex |= not x_robots.isdisjoint(("noindex", "none"))
-    page.nofollow |= not x_robots.isdisjoint(("nofollow", "none"))
+    builder.noindex |= not x_robots.isdisjoint(("noindex", "none"))
+    builder.nofollow |= not x_robots.isdisjoint(("nofollow", "none"))
 
     word_count = 0
+    tree.strip_tags(_WORDLESS_TAGS)
     body_node = tree.body
     if body_node is not None:
-        tree.strip_tags(_WORDLESS_TAGS)
         word_count = _count_words(body_node.text(separator=" "))
-    return page.build(word_count, base_href, encoding)
+    page = builder.build(word_count, base_href, encoding)
+    if not hooks:
+        return page, ()
+    document = HtmlDocument(tree, page_url or url, base or url, page)
+    return page, tuple(_run_hook(hook, document) for hook in hooks)
+
+
+@dataclass(frozen=True, slots=True)
+class PageHookError:
+    """What a page hook raised, in place of its result (tracebacks do not cross processes)."""
+
+    hook: str
+    error: str
+
+
+def _run_hook(hook: PageHook, document: HtmlDocument) -> object:
+    try:
+        return hook(document)
+    except Exception:
+        name = f"{getattr(hook, '__module__', '?')}.{getattr(hook, '__qualname__', hook)}"
+        return PageHookError(name, traceback.format_exc())
 
 
 def parse_page(body: bytes, url: str, headers: Mapping[str, str]) -> ParsedPage | None:

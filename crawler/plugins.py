@@ -14,6 +14,7 @@ plugin and goes on.
 from __future__ import annotations
 
 import difflib
+import sqlite3
 from collections.abc import Mapping, Sequence
 from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from crawler.engine import Crawler
     from crawler.fetcher import Response
     from crawler.frontier import Task
-    from crawler.parse import ParsedPage
+    from crawler.parse import PageHook, ParsedPage
     from crawler.storage import PageRow
 
 ENTRY_POINT_GROUP = "crawler.plugins"
@@ -37,13 +38,25 @@ class Plugin:
     Hooks, in the order a crawl calls them:
 
     - ``open(crawler)``: once, before the first request. ``crawler.storage``,
-      ``crawler.cpu`` (run CPU work in the process pool), ``crawler.request_asset(url, depth)``
-      (fetch a URL that is not a page, such as an image, with robots.txt and politeness).
+      ``crawler.cpu`` (run CPU work in the process pool), ``crawler.request_asset(url, depth,
+      owner=self.name)`` (fetch a URL that is not a page, such as an image, with robots.txt
+      and politeness; ``task.owner`` tells a plugin its own assets from other plugins').
     - ``on_response(task, response, row)``: every URL fetched (pages and assets), with its
       ``pages`` row, after retries and before the row is saved.
-    - ``on_page(row, page)``: every HTML page parsed, with what the parser found.
+    - ``on_page(row, page)``: every HTML page parsed, with what the parser found. A plugin
+      that needs more from the HTML sets ``page_hook``: a module-level function of an
+      :class:`~crawler.parse.HtmlDocument` (the parsed tree, the page URL, its base), run in the
+      parse worker on the same tree, with no second parse; its return value (picklable) comes
+      to ``on_page(row, page, data)`` as a third argument. A hook that raises gives ``data``
+      None and counts as an error of the plugin.
+    - ``on_idle()``: each time the crawl runs out of URLs to fetch. A plugin may queue more
+      (``crawler.request_page(url, depth)``, ``request_asset``): the crawl goes on with them,
+      and calls ``on_idle`` again when they are done. Not called after Ctrl-C.
     - ``close()``: once, at the end, also after Ctrl-C.
     - ``summary()``: lines for the end-of-crawl summary.
+
+    Outside a crawl, ``after_merge(db)`` runs when ``python -m crawler merge`` has merged the
+    databases of several crawler processes, to recompute what needs the whole crawl.
 
     ``tables`` is the DDL of the plugin's own tables (``CREATE TABLE IF NOT EXISTS ...``),
     created with the crawl database; write rows with ``crawler.storage.add_rows(sql, rows)`` so
@@ -52,6 +65,7 @@ class Plugin:
 
     name: str = ""
     tables: ClassVar[str] = ""
+    page_hook: ClassVar[PageHook | None] = None
 
     def __init__(self, settings: Mapping[str, Any], config: Config) -> None:
         self.settings = settings
@@ -66,11 +80,21 @@ class Plugin:
     async def on_page(self, row: PageRow, page: ParsedPage) -> None:
         """Called for every HTML page parsed."""
 
+    async def on_idle(self) -> None:
+        """Called when no URL is left to fetch; queue more to keep the crawl going."""
+
     async def close(self) -> None:
         """Called once when the crawl ends, also after Ctrl-C."""
 
     def summary(self) -> list[tuple[str, str]]:
         """(label, value) lines for the end-of-crawl summary."""
+        return []
+
+    def after_merge(self, db: sqlite3.Connection) -> list[tuple[str, str]]:
+        """Called by ``python -m crawler merge`` on the merged database (open in ``db``, in a
+        transaction), once every worker's rows are in, when the workers' databases held this
+        plugin's tables: recompute here what needs the whole crawl. Not async: merging runs
+        no event loop. Returns (label, value) lines for the merge summary."""
         return []
 
     def __repr__(self) -> str:

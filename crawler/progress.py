@@ -66,6 +66,7 @@ def summary_table(stats: CrawlStats, db: str, extra: Sequence[tuple[str, str]] =
         rows.append((f"error: {kind}", str(count)))
     if stats.robots_blocked:
         rows.append(("blocked by robots.txt", str(stats.robots_blocked)))
+    rows.extend(stats.details)
     for name, count in stats.plugin_errors.items():
         rows.append((f"plugin {name} errors", str(count)))
     if stats.internal_errors:

@@ -57,7 +57,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from crawler.config import Config
 from crawler.errors import ConfigError, FrontierError, FrontierLostError
-from crawler.frontier import SEEN_IN_MEMORY, Task, TaskKind
+from crawler.frontier import SEEN_IN_MEMORY, Task, TaskKind, stored_kind
 from crawler.redis_scripts import PRELUDE, SCRIPTS
 from crawler.robots import RobotsCache, rules_from_answer
 from crawler.urls import fingerprint, host_key
@@ -96,26 +96,35 @@ def seen_bucket(fp: int) -> int:
     return (fp >> (64 - SEEN_BUCKET_BITS)) & ((1 << SEEN_BUCKET_BITS) - 1)
 
 
-def pack_entry(url: str, host: str, depth: int, kind: TaskKind) -> str:
+def pack_entry(url: str, host: str, depth: int, kind: TaskKind, owner: str | None = None) -> str:
     """A queue entry: depth, kind letter, and the URL's path (the host is the queue's key).
 
     ``p``/``a`` (page/asset) are followed by the path, ``P``/``A`` by the whole URL when it does
-    not start with its host key (a URL with userinfo, say).
+    not start with its host key (a URL with userinfo, say); ``o``/``O`` are an asset a plugin
+    asked for: the plugin's name, a space, then the path or the URL.
     """
-    letter = "a" if kind == "asset" else "p"
+    letter = "o" if owner else "a" if kind == "asset" else "p"
+    prefix = f"{owner} " if owner else ""
     if url.startswith(host) and url[len(host) : len(host) + 1] == "/":
-        return f"{depth}{letter}{url[len(host) :]}"
-    return f"{depth}{letter.upper()}{url}"
+        return f"{depth}{letter}{prefix}{url[len(host) :]}"
+    return f"{depth}{letter.upper()}{prefix}{url}"
 
 
-def unpack_entry(host: str, entry: str) -> tuple[str, int, TaskKind]:
-    """(url, depth, kind) of a queue entry of ``host``."""
+def unpack_entry(host: str, entry: str) -> tuple[str, int, TaskKind, str | None]:
+    """(url, depth, kind, owner) of a queue entry of ``host``."""
     i = 0
     while entry[i].isdigit():
         i += 1
     letter, rest = entry[i], entry[i + 1 :]
-    url = host + rest if letter in "pa" else rest
-    return url, int(entry[:i]), "asset" if letter in "aA" else "page"
+    owner = None
+    if letter in "oO":
+        owner, _, rest = rest.partition(" ")
+    url = host + rest if letter in "pao" else rest
+    return url, int(entry[:i]), "page" if letter in "pP" else "asset", owner
+
+
+def task_entry(task: Task) -> str:
+    return pack_entry(task.url, task.host, task.depth, task.kind, task.owner)
 
 
 def default_worker_id(db: Path) -> str:
@@ -289,14 +298,15 @@ class RedisFrontier:
             pairs = []
             for item in leases:
                 host, _, entry = item.partition("\t")
-                url, _, _ = unpack_entry(host, entry)
+                url, *_ = unpack_entry(host, entry)
                 pairs.append((fingerprint(url), host, entry))
             saved = await storage.done_among([fp for fp, _, _ in pairs])
             acks = [x for fp, host, entry in pairs if fp in saved for x in (host, entry)]
             back = [x for fp, host, entry in pairs if fp not in saved for x in (host, entry)]
             if acks:
-                for url, depth, kind in await storage.queued_urls():
-                    self._send(url, depth, "asset" if kind == "asset" else "page")
+                for url, depth, stored in await storage.queued_urls():
+                    kind, _, owner = stored.partition(":")
+                    self._send(url, depth, "asset" if kind == "asset" else "page", owner or None)
                 await self._sync()
                 await self._call(lambda: self._scripts["ack"](args=[*self._base, *acks]))
             if back:
@@ -347,7 +357,7 @@ class RedisFrontier:
 
     # -- the Frontier protocol -------------------------------------------------------------
 
-    def add(self, url: str, depth: int, kind: TaskKind = "page") -> bool:
+    def add(self, url: str, depth: int, kind: TaskKind = "page", owner: str | None = None) -> bool:
         """Queue ``url`` in Redis unless this worker sent it before; True when it did not.
 
         Whether the URL is new to the whole crawl is decided in Redis, by the seen set.
@@ -358,16 +368,19 @@ class RedisFrontier:
         if len(self._sent) >= self.seen_in_memory:
             self._sent.clear()  # Redis' seen set still decides; this only saves round trips
         self._sent.add(fp)
-        host = self._send(url, depth, kind, fp)
+        host = self._send(url, depth, kind, owner, fp)
         if self.on_queue is not None:
-            self.on_queue(url, depth, host, 0, kind)
+            self.on_queue(url, depth, host, 0, stored_kind(kind, owner))
         return True
 
-    def _send(self, url: str, depth: int, kind: TaskKind, fp: int | None = None) -> str:
+    def _send(
+        self, url: str, depth: int, kind: TaskKind, owner: str | None, fp: int | None = None
+    ) -> str:
         """Buffer ``url`` for the add script; returns its host."""
         fp = fingerprint(url) if fp is None else fp
         host = host_key(url)
-        self._adds += (str(seen_bucket(fp)), str(fp), host, pack_entry(url, host, depth, kind))
+        entry = pack_entry(url, host, depth, kind, owner)
+        self._adds += (str(seen_bucket(fp)), str(fp), host, entry)
         self._dirty.set()
         return host
 
@@ -402,9 +415,7 @@ class RedisFrontier:
         self._wakeup.set()
 
     def release(self, task: Task, status: int | None, retry_after: float | None = None) -> None:
-        token = (
-            "R" if task.kind == "robots" else pack_entry(task.url, task.host, task.depth, task.kind)
-        )
+        token = "R" if task.kind == "robots" else task_entry(task)
         self._grants.pop((task.host, token), None)
         self._fetching = max(0, self._fetching - 1)
         retry_ms = "" if retry_after is None else str(round(retry_after * 1000))
@@ -435,7 +446,12 @@ class RedisFrontier:
 
     @property
     def queued(self) -> int:
-        return self._remote_queued + len(self._waiting) + len(self._delayed) + len(self._prefetched)
+        """URLs this worker may still hand out: its own waiting tasks, and the shared queues
+        unless the page budget is spent or it takes no new URLs."""
+        local = len(self._waiting) + len(self._delayed) + len(self._prefetched)
+        if self._no_new or self._budget_spent or self._stopped:
+            return local
+        return self._remote_queued + local
 
     async def next_ready(self) -> Task | None:
         while True:
@@ -484,7 +500,7 @@ class RedisFrontier:
         waiting = list(self._waiting)[:want]
         pairs: list[str] = []
         for task in waiting:
-            pairs += (task.host, pack_entry(task.url, task.host, task.depth, task.kind))
+            pairs += (task.host, task_entry(task))
         budget = "-1" if self.max_pages is None else str(self.max_pages)
         args = [
             str(want),
@@ -523,16 +539,16 @@ class RedisFrontier:
                 self._grants[(host, "R")] = _Grant(host, "R", next_at)
                 self._prefetched.append(Task(f"{host}/robots.txt", 0, host, kind="robots"))
                 continue
-            url, depth, task_kind = unpack_entry(host, entry)
+            url, depth, task_kind, owner = unpack_entry(host, entry)
             self._leases[fingerprint(url)] = (host, entry)
             self._grants[(host, entry)] = _Grant(host, entry, next_at)
-            self._hand_out(Task(url, depth, host, kind=task_kind))
+            self._hand_out(Task(url, depth, host, kind=task_kind, owner=owner))
         return float(wait)
 
     def _hand_out(self, task: Task) -> None:
         """Queue a granted task for the engine, unless robots.txt disallows it."""
         if task.attempt == 1 and not self.robots.allows(task.host, task.url):
-            token = pack_entry(task.url, task.host, task.depth, task.kind)
+            token = task_entry(task)
             grant = self._grants.pop((task.host, token), None)
             self._releases += (task.host, token, "", "", grant.next_at if grant else "")
             self._dirty.set()

@@ -25,7 +25,7 @@ import functools
 import ipaddress
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from hashlib import blake2b
 from typing import TYPE_CHECKING, Final, Literal, cast, get_args
 
@@ -278,6 +278,14 @@ class Scope:
     mode: ScopeMode
     hosts: frozenset[str]
     domains: frozenset[str]
+    # URL beginnings in scope for sure: the seed origins, http and https (a fast path).
+    _prefixes: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        prefixes = tuple(
+            f"{scheme}://{host}/" for host in self.hosts for scheme in ("http", "https")
+        )
+        object.__setattr__(self, "_prefixes", prefixes)
 
     @classmethod
     def from_seeds(cls, seeds: Iterable[str], mode: str) -> Scope:
@@ -298,6 +306,8 @@ class Scope:
 
     def allows(self, url: str) -> bool:
         """True if the normalized URL ``url`` is in scope."""
+        if url.startswith(self._prefixes):  # most links stay on their site: no parsing
+            return True
         netloc = _netloc(url)
         if netloc is None:
             return False
@@ -316,6 +326,11 @@ class Scope:
         return f"<Scope {self.mode}: {', '.join(sorted(shown)) or 'no seeds'}>"
 
 
+@functools.lru_cache(maxsize=16384)
 def fingerprint(url: str) -> int:
-    """A 64-bit signed fingerprint of a normalized URL: the seen set's key, on disk and in RAM."""
+    """A 64-bit signed fingerprint of a normalized URL: the seen set's key, on disk and in RAM.
+
+    Cached for the most recent URLs: a site's navigation links come back on every page, and a
+    cache hit costs a tenth of the hash (about 3 MB at most).
+    """
     return int.from_bytes(blake2b(url.encode(), digest_size=8).digest(), "big", signed=True)

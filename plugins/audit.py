@@ -3,15 +3,19 @@
 Per-page rules run while the crawl goes, on each response and each parsed page (titles,
 headings, thin content, noindex, slow responses, large images, mixed content, deep pages).
 Whole-crawl rules (broken and redirected links with their source pages and anchor texts,
-duplicates, canonicals, fragments) need every page, so they run at the end over SQL (see
-:mod:`plugins.auditsite`). The rules, their ids and severities are in :mod:`plugins.auditrules`;
-``python -m crawler report`` and ``diff`` (:mod:`plugins.auditreport`) read the results.
+duplicates, canonicals, fragments, sitemaps and orphan pages) need every page, so they run at
+the end over SQL (see :mod:`plugins.auditsite`). Sitemaps are found, fetched and read during
+the crawl, and the pages they list queued when the link graph is done (see
+:mod:`plugins.auditsitemapcrawl`). The rules, their ids and severities are in
+:mod:`plugins.auditrules`; ``python -m crawler report`` and ``diff`` (:mod:`plugins.auditreport`)
+read the results.
 
 Findings go to the contract's ``audit(url, rule, severity, detail)`` table, plus two columns of
 ours for link rules: ``src_url`` (the page with the link) and ``anchor`` (its text). The plugin
 keeps what the whole-crawl rules need in ``audit_pages`` (one row per parsed page) and
 ``audit_fragments`` (links with a ``#fragment``), the anchor text of links in
-``audit_anchors``, and ``<link rel=alternate hreflang>`` annotations in ``audit_hreflang``.
+``audit_anchors``, ``<link rel=alternate hreflang>`` annotations in ``audit_hreflang``, and
+the sitemaps with what they list in ``audit_sitemaps`` and ``audit_sitemap_urls``.
 
 Settings, in config.toml's ``[audit]`` table: see :class:`plugins.auditrules.AuditSettings`.
 """
@@ -24,23 +28,24 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from crawler.parse import is_html
 from crawler.plugins import Plugin
 from plugins.auditrules import AuditSettings, Finding, finding
 from plugins.auditsite import SITE_RULES, site_findings
-from plugins.audittext import TextFacts, text_facts
+from plugins.auditsitemapcrawl import SITEMAP_TABLES, SitemapCrawl
+from plugins.audittext import TextFacts, document_facts
 
 if TYPE_CHECKING:
     from crawler.config import Config
     from crawler.engine import Crawler
     from crawler.fetcher import Response
     from crawler.frontier import Task
-    from crawler.parse import ParsedPage
+    from crawler.parse import Link, ParsedPage
     from crawler.storage import PageRow
 
-__all__ = ["INSERT_FINDING", "AuditPlugin", "page_findings", "response_findings"]
+__all__ = ["INSERT_FINDING", "AuditPlugin", "mixed_content", "page_findings", "response_findings"]
 
-TABLES: Final = """
+TABLES: Final = (
+    """
 CREATE TABLE IF NOT EXISTS audit_pages(
     url TEXT PRIMARY KEY, title TEXT, meta_description TEXT, canonical TEXT, h1_count INTEGER,
     word_count INTEGER, simhash INTEGER, ids TEXT
@@ -53,6 +58,8 @@ CREATE TABLE IF NOT EXISTS audit_fragments(
 CREATE TABLE IF NOT EXISTS audit_hreflang(src_url TEXT, lang TEXT, dst_url TEXT);
 CREATE INDEX IF NOT EXISTS audit_url ON audit(url);
 """
+    + SITEMAP_TABLES
+)
 
 # Our columns after the contract's; added to an audit table created without them.
 AUDIT_EXTRA_COLUMNS: Final = (("src_url", "TEXT"), ("anchor", "TEXT"))
@@ -66,10 +73,27 @@ _INSERT_PAGE: Final = "INSERT OR REPLACE INTO audit_pages VALUES (?, ?, ?, ?, ?,
 _INSERT_ANCHOR: Final = "INSERT INTO audit_anchors VALUES (?, ?, ?)"
 _INSERT_FRAGMENT: Final = "INSERT INTO audit_fragments VALUES (?, ?, ?, ?)"
 _INSERT_HREFLANG: Final = "INSERT INTO audit_hreflang VALUES (?, ?, ?)"
-# Elements whose URL the browser loads as part of the page (not navigation).
+# Elements whose URL the browser loads as part of the page (not navigation). "style" is
+# url() in a style attribute, "image" SVG's <image>; "input" is recorded for type=image only.
 _RESOURCE_TAGS: Final = frozenset(
-    {"img", "script", "iframe", "frame", "source", "video", "audio", "embed", "object", "input"}
+    {
+        "img",
+        "script",
+        "iframe",
+        "frame",
+        "source",
+        "video",
+        "audio",
+        "embed",
+        "object",
+        "input",
+        "image",
+        "style",
+    }
 )
+# Never a load: navigation, and <meta> (og:image is for other sites to show, meta refresh is
+# a redirect). A <link> is a load when the parser lists it (stylesheet, preload) or an image.
+_NOT_RESOURCE_TAGS: Final = frozenset({"a", "area", "meta"})
 
 
 def response_findings(row: PageRow, settings: AuditSettings) -> list[Finding]:
@@ -166,28 +190,69 @@ def page_findings(row: PageRow, page: ParsedPage, settings: AuditSettings) -> li
             )
         )
     if url.startswith("https:"):
-        for link in page.links:
-            if link.tag in _RESOURCE_TAGS and link.url.startswith("http:"):
-                found.append(
-                    finding(
-                        link.url,
-                        "mixed_content",
-                        f"<{link.tag}> loads {link.url} over http on this https page: "
-                        "load it over https",
-                        src_url=url,
-                        anchor=link.text or None,
-                    )
-                )
+        found += mixed_content(url, page)
     return found
+
+
+def _loads(link: Link, images: set[str], link_resources: set[str]) -> bool:
+    """True when the browser loads ``link`` with the page (a sub-resource, not a link)."""
+    if link.tag in _RESOURCE_TAGS:
+        return True
+    if link.tag == "link":
+        return link.url in link_resources or link.url in images  # stylesheet, preload, icon
+    # background="..." on any element (body, table, td): recorded under that element
+    return link.tag not in _NOT_RESOURCE_TAGS and link.url in images
+
+
+def mixed_content(url: str, page: ParsedPage) -> list[Finding]:
+    """http:// sub-resources and form targets of the https page ``url``, one finding per URL."""
+    images = set(page.images)
+    link_resources = set(page.link_resources)
+    found: list[Finding] = []
+    reported: set[str] = set()
+    for link in page.links:
+        if (
+            link.url.startswith("http:")
+            and link.url not in reported
+            and _loads(link, images, link_resources)
+        ):
+            reported.add(link.url)
+            found.append(
+                finding(
+                    link.url,
+                    "mixed_content",
+                    f"<{link.tag}> loads {link.url} over http on this https page: "
+                    "load it over https",
+                    src_url=url,
+                    anchor=link.text or None,
+                )
+            )
+    for action in page.form_actions:
+        if action.startswith("http:") and action not in reported:
+            reported.add(action)
+            found.append(
+                finding(
+                    action,
+                    "mixed_content",
+                    f"<form> on this https page submits to {action} over http: browsers warn "
+                    "before sending it; submit over https",
+                    src_url=url,
+                )
+            )
+    return found
+
+
+def _add_columns(db: sqlite3.Connection) -> None:
+    have = {row[1] for row in db.execute("PRAGMA table_info(audit)")}
+    for name, kind in AUDIT_EXTRA_COLUMNS:
+        if name not in have:
+            db.execute(f"ALTER TABLE audit ADD COLUMN {name} {kind}")
 
 
 def add_audit_columns(path: str) -> None:
     """Add our columns to the contract's audit table when it lacks them."""
     with sqlite3.connect(path, timeout=30) as db:
-        have = {row[1] for row in db.execute("PRAGMA table_info(audit)")}
-        for name, kind in AUDIT_EXTRA_COLUMNS:
-            if name not in have:
-                db.execute(f"ALTER TABLE audit ADD COLUMN {name} {kind}")
+        _add_columns(db)
     db.close()
 
 
@@ -203,18 +268,22 @@ class AuditPlugin(Plugin):
     """Site audit: per-page rules while crawling, whole-crawl rules at the end."""
 
     tables = TABLES
+    # SimHash and #fragment links, computed in the parse worker on the crawler's own tree.
+    page_hook = document_facts
 
     def __init__(self, settings: Mapping[str, Any], config: Config) -> None:
         super().__init__(settings, config)
         self.audit = AuditSettings.from_table(settings, config)
         self.crawler: Crawler | None = None
-        self._facts: dict[str, TextFacts] = {}
+        self.sitemaps: SitemapCrawl | None = None
         self.findings = 0
         self.site_findings = 0
 
     async def open(self, crawler: Crawler) -> None:
         self.crawler = crawler
         await asyncio.to_thread(add_audit_columns, str(crawler.storage.path))
+        self.sitemaps = SitemapCrawl(self.name or "audit", self.audit.sitemaps, crawler)
+        await self.sitemaps.open()
 
     def _write(self, findings: Sequence[Finding]) -> None:
         if findings and self.crawler is not None:
@@ -222,20 +291,20 @@ class AuditPlugin(Plugin):
             self.findings += len(findings)
 
     async def on_response(self, task: Task, response: Response, row: PageRow) -> None:
-        assert self.crawler is not None
+        assert self.crawler is not None and self.sitemaps is not None
+        sitemap = self.sitemaps.sitemap_of(task)
+        if sitemap is not None:
+            await self.sitemaps.on_response(task, response, sitemap)
+            return  # a sitemap is no page: no other rule looks at it
+        if task.kind == "page":
+            self.sitemaps.discover(task.host)  # before this page's links are queued
         self._write(response_findings(row, self.audit))
-        parsed = task.kind == "page" and row.status is not None and 200 <= row.status < 300
-        if parsed and is_html(response.headers.get("content-type"), response.body):
-            # on_page follows for HTML pages; the text's facts wait for it there.
-            self._facts[row.url] = await self.crawler.cpu.run(
-                text_facts, response.body, row.url, dict(response.headers)
-            )
 
-    async def on_page(self, row: PageRow, page: ParsedPage) -> None:
+    async def on_page(self, row: PageRow, page: ParsedPage, data: object = None) -> None:
         assert self.crawler is not None
         storage = self.crawler.storage
         self._write(page_findings(row, page, self.audit))
-        facts = self._facts.pop(row.url, None)
+        facts = data if isinstance(data, TextFacts) else None
         storage.add_rows(
             _INSERT_PAGE,
             [
@@ -265,8 +334,11 @@ class AuditPlugin(Plugin):
                 [(row.url, f.dst_url, f.fragment, f.anchor) for f in facts.fragments],
             )
 
+    async def on_idle(self) -> None:
+        if self.sitemaps is not None:
+            await self.sitemaps.queue_listed()
+
     async def close(self) -> None:
-        self._facts.clear()
         crawler = self.crawler
         if crawler is None or crawler.stats.interrupted:
             return  # an interrupted crawl is incomplete: --resume runs the whole-crawl rules
@@ -278,14 +350,34 @@ class AuditPlugin(Plugin):
         await crawler.storage.flush()
         self.site_findings = len(found)
 
+    def after_merge(self, db: sqlite3.Connection) -> list[tuple[str, str]]:
+        """Each worker's whole-crawl findings saw part of the crawl: replace them with those of
+        the merged database (the same rules and SQL as at the end of a crawl)."""
+        _add_columns(db)
+        found = site_findings(db, self.audit)
+        db.executemany(_DELETE_SITE_FINDINGS, [(rule,) for rule in SITE_RULES])
+        db.executemany(_INSERT_SITE_FINDING, found)
+        self.site_findings = len(found)
+        return [("audit", f"{len(found):,} whole-crawl findings, recomputed on the merged crawl")]
+
     def __repr__(self) -> str:
         return (
             f"<AuditPlugin {self.name!r} page_findings={self.findings} "
-            f"site_findings={self.site_findings} pending_text={len(self._facts)}>"
+            f"site_findings={self.site_findings} sitemaps={self.sitemaps!r}>"
         )
 
     def summary(self) -> list[tuple[str, str]]:
         if self.crawler is None:
             return []
         total = self.findings + self.site_findings
-        return [("audit findings", f"{total:,} (python -m crawler report {self.config.db})")]
+        lines = [("audit findings", f"{total:,} (python -m crawler report {self.config.db})")]
+        sitemaps = self.sitemaps
+        if sitemaps is not None and sitemaps.refs:
+            lines.append(
+                (
+                    "audit sitemaps",
+                    f"{sitemaps.read} read, {sitemaps.listed:,} URLs listed "
+                    f"({sitemaps.queued:,} not reached by links, crawled from the sitemaps)",
+                )
+            )
+        return lines

@@ -1,5 +1,9 @@
-"""``python -m crawler report CRAWL_DB``: the audit's findings as JSON, CSV, Markdown, SARIF or
-JUnit XML, for people, pull requests and CI.
+"""``python -m crawler report CRAWL_DB``: the audit's findings as JSON, CSV, Markdown, SARIF,
+JUnit XML or HTML, for people, pull requests and CI.
+
+A crawl made without ``--plugin audit`` has no findings, which is not the same as a clean
+site: every format is still written, a note on stderr says so, and the formats made for
+people (Markdown, JSON, HTML) say so too. The HTML report lives in :mod:`plugins.audithtml`.
 
 Exit codes: 0 written; 2 a usage problem or a database that cannot be read; 3 (with
 ``--fail-on error|warning``) findings of that severity or worse exist. The report is written
@@ -30,6 +34,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "FORMATS",
+    "REPORT_FORMATS",
     "ArgumentParser",
     "AuditData",
     "ReportError",
@@ -38,6 +43,7 @@ __all__ = [
     "load_audit",
     "render",
     "report_main",
+    "rule_of",
     "write_output",
 ]
 
@@ -50,6 +56,7 @@ _RANK: Final[dict[str, int]] = {severity: rank for rank, severity in enumerate(S
 _SARIF_LEVEL: Final = {"error": "error", "warning": "warning", "notice": "note"}
 SARIF_SCHEMA: Final = "https://json.schemastore.org/sarif-2.1.0.json"
 MARKDOWN_LIMIT: Final = 20  # findings listed per rule in Markdown (a PR comment stays short)
+NOT_AUDITED: Final = "The audit plugin was not run on this crawl: no findings to report"
 
 
 class ReportError(Exception):
@@ -58,11 +65,13 @@ class ReportError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class AuditData:
-    """What a report shows: the findings, worst first, and every URL the crawl requested."""
+    """What a report shows: the findings, worst first, and every URL the crawl requested.
+    ``audited`` is False for a crawl made without the audit plugin."""
 
     db: Path
     findings: tuple[Finding, ...]
     pages: tuple[str, ...]
+    audited: bool = True
 
     def counts(self) -> Counter[str]:
         return Counter(finding.severity for finding in self.findings)
@@ -80,20 +89,22 @@ def load_audit(path: Path) -> AuditData:
         db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
         try:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-            if "audit" not in tables or "pages" not in tables:
-                raise ReportError(f"{path} is not a crawl database (no audit or pages table)")
-            columns = {row[1] for row in db.execute("PRAGMA table_info(audit)")}
-            extra = "src_url, anchor" if {"src_url", "anchor"} <= columns else "NULL, NULL"
-            findings = [
-                Finding(*row)
-                for row in db.execute(f"SELECT url, rule, severity, detail, {extra} FROM audit")
-            ]
+            if "pages" not in tables:
+                raise ReportError(f"{path} is not a crawl database (no pages table)")
+            findings: list[Finding] = []
+            if "audit" in tables:
+                columns = {row[1] for row in db.execute("PRAGMA table_info(audit)")}
+                extra = "src_url, anchor" if {"src_url", "anchor"} <= columns else "NULL, NULL"
+                sql = f"SELECT url, rule, severity, detail, {extra} FROM audit"
+                findings = [Finding(*row) for row in db.execute(sql)]
+            # The crawl always creates ``audit``; the plugin adds its own tables.
+            audited = bool(findings) or any(name.startswith("audit_") for name in tables)
             pages = tuple(row[0] for row in db.execute("SELECT url FROM pages ORDER BY url"))
         finally:
             db.close()
     except sqlite3.Error as exc:
         raise ReportError(f"cannot read {path}: {exc}") from exc
-    return AuditData(path, tuple(sorted(findings, key=_sort_key)), pages)
+    return AuditData(path, tuple(sorted(findings, key=_sort_key)), pages, audited)
 
 
 def fails(data: AuditData, fail_on: str | None) -> bool:
@@ -113,7 +124,9 @@ def fail_exit(data: AuditData, fail_on: str | None, what: str) -> int:
     return EXIT_FINDINGS
 
 
-def _rule(rule_id: str) -> Rule:
+def rule_of(rule_id: str) -> Rule:
+    """The rule of that id; a rule this version does not know (an older or newer crawl's)
+    gets a notice with its id for title and help."""
     return RULES.get(rule_id) or Rule(rule_id, "notice", rule_id, rule_id)
 
 
@@ -134,6 +147,7 @@ def render_json(data: AuditData) -> str:
     counts = data.counts()
     document = {
         "database": str(data.db),
+        "audited": data.audited,
         "pages": len(data.pages),
         "summary": {severity: counts.get(severity, 0) for severity in SEVERITIES},
         "rules": {
@@ -170,6 +184,8 @@ def render_markdown(data: AuditData) -> str:
         + ".",
         "",
     ]
+    if not data.audited:
+        return "\n".join([*lines, NOT_AUDITED + " (`--plugin audit`).", ""])
     if not data.findings:
         return "\n".join([*lines, "No findings.", ""])
     by_rule: dict[str, list[Finding]] = {}
@@ -177,7 +193,7 @@ def render_markdown(data: AuditData) -> str:
         by_rule.setdefault(finding.rule, []).append(finding)
     lines += ["| severity | rule | findings | what to do |", "|---|---|---:|---|"]
     for rule_id, found in by_rule.items():
-        rule = _rule(rule_id)
+        rule = rule_of(rule_id)
         lines.append(f"| {found[0].severity} | `{rule_id}` | {len(found)} | {_md(rule.help)} |")
     for rule_id, found in by_rule.items():
         lines += ["", f"<details><summary><code>{rule_id}</code>: {len(found)}</summary>", ""]
@@ -198,7 +214,7 @@ def render_sarif(data: AuditData) -> str:
     index = {rule_id: i for i, rule_id in enumerate(used)}
     rules = []
     for rule_id in used:
-        rule = _rule(rule_id)
+        rule = rule_of(rule_id)
         rules.append(
             {
                 "id": rule_id,
@@ -294,8 +310,24 @@ FORMATS: Final[dict[str, Callable[[AuditData], str]]] = {
 }
 
 
+# Every --format: those above, made from the findings alone, and html, which also charts the crawl.
+REPORT_FORMATS: Final = tuple(sorted([*FORMATS, "html"]))
+
+
 def render(data: AuditData, fmt: str) -> str:
-    return FORMATS[fmt](data)
+    """The report in ``fmt`` (one of REPORT_FORMATS); ``html`` also reads the crawl's
+    statistics from ``data.db``."""
+    if fmt != "html":
+        return FORMATS[fmt](data)
+    # Imported here: plugins.audithtml imports this module, and only html needs Jinja2.
+    from plugins.audithtml import render_html
+    from plugins.auditstats import load_crawl_stats
+
+    try:
+        stats = load_crawl_stats(data.db)
+    except sqlite3.Error as exc:
+        raise ReportError(f"cannot read {data.db}: {exc}") from exc
+    return render_html(data, stats)
 
 
 # --------------------------------------------------------------------------- command
@@ -334,7 +366,7 @@ def report_main(argv: Sequence[str]) -> int:
         description="Write the audit findings of a crawl database (made with --plugin audit).",
     )
     parser.add_argument("db", metavar="CRAWL_DB", help="the crawl database")
-    parser.add_argument("--format", choices=sorted(FORMATS), default="md", help="default: md")
+    parser.add_argument("--format", choices=REPORT_FORMATS, default="md", help="default: md")
     parser.add_argument(
         "-o", "--output", default="-", metavar="PATH", help="file to write (default: stdout)"
     )
@@ -342,6 +374,12 @@ def report_main(argv: Sequence[str]) -> int:
     try:
         args = parser.parse_args(list(argv))
         data = load_audit(Path(args.db))
+        if not data.audited:
+            print(
+                f"note: {args.db}: the audit plugin was not run on this crawl, so there are no "
+                "findings (crawl with --plugin audit)",
+                file=sys.stderr,
+            )
         write_output(render(data, args.format), args.output)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)

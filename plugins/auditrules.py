@@ -13,11 +13,21 @@ from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 from crawler.errors import PluginError
 from crawler.plugins import check_setting_keys
+from crawler.urls import normalize_url
 
 if TYPE_CHECKING:
     from crawler.config import Config
 
-__all__ = ["RULES", "SEVERITIES", "AuditSettings", "Finding", "Rule", "Severity", "finding"]
+__all__ = [
+    "AUTO_SITEMAPS",
+    "RULES",
+    "SEVERITIES",
+    "AuditSettings",
+    "Finding",
+    "Rule",
+    "Severity",
+    "finding",
+]
 
 Severity = Literal["error", "warning", "notice"]
 SEVERITIES: Final[tuple[Severity, ...]] = ("error", "warning", "notice")
@@ -197,6 +207,24 @@ RULES: Final = _rules(
         "answers 200.",
     ),
     Rule(
+        "sitemap_error",
+        "warning",
+        "Sitemap that cannot be read, or that lists what it should not",
+        "A sitemap (named in robots.txt, in [audit] sitemaps or in a sitemap index, or the "
+        "site's /sitemap.xml) does not answer 200, is not a sitemap (malformed XML, another "
+        "root element, too large), or lists URLs that are invalid, on another site, disallowed "
+        "by robots.txt, redirected or broken. Fix the sitemap, or where it is declared, so that "
+        "it lists the site's working pages only.",
+    ),
+    Rule(
+        "orphan_page",
+        "warning",
+        "Page in a sitemap that no page links to",
+        "A sitemap lists the page, but no crawled page links to it: visitors and crawlers that "
+        "follow links never get there. Link it from a relevant page or the navigation, or take "
+        "it out of the sitemap if it is obsolete.",
+    ),
+    Rule(
         "deep_page",
         "notice",
         "Page many clicks away from the start",
@@ -255,9 +283,41 @@ _INT_SETTINGS: Final = {
 }
 
 
+AUTO_SITEMAPS: Final = "auto"
+
+
+def _sitemaps(value: object, where: str) -> tuple[str, ...]:
+    """``sitemaps``: "auto" and absolute http(s) sitemap URLs (normalized), deduplicated."""
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+        raise PluginError(
+            f'{where} sitemaps must be a list of "auto" and sitemap URLs, got {value!r}'
+        )
+    found: dict[str, None] = {}
+    for item in value:
+        if item.strip() == AUTO_SITEMAPS:
+            found[AUTO_SITEMAPS] = None
+            continue
+        url = (
+            normalize_url(item)
+            if item.strip().lower().startswith(("http://", "https://"))
+            else None
+        )
+        if url is None:
+            raise PluginError(
+                f'{where} sitemaps: {item!r} is neither "auto" nor an absolute http(s) URL'
+            )
+        found[url] = None
+    return tuple(found)
+
+
 @dataclass(frozen=True, slots=True)
 class AuditSettings:
-    """The ``[audit]`` table, checked."""
+    """The ``[audit]`` table, checked.
+
+    ``sitemaps``: ``"auto"`` reads the sitemaps named in the robots.txt of each crawled host
+    and the ``/sitemap.xml`` of each seed host; URLs name sitemaps to read as well; empty
+    reads none.
+    """
 
     slow_response_seconds: float = 1.0
     large_image_bytes: int = 500_000
@@ -266,12 +326,13 @@ class AuditSettings:
     thin_content_words: int = 200
     max_depth: int = 3
     near_duplicate_bits: int = 4
+    sitemaps: tuple[str, ...] = (AUTO_SITEMAPS,)
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], config: Config) -> AuditSettings:
         """Check the ``[audit]`` table; PluginError names the key and the value."""
         where = f"{config.config_path}: [audit]" if config.config_path else "[audit]"
-        known = ("slow_response_seconds", *_INT_SETTINGS)
+        known = ("slow_response_seconds", "sitemaps", *_INT_SETTINGS)
         check_setting_keys(table, known, where)
         values: dict[str, Any] = {}
         for key, default in _INT_SETTINGS.items():
@@ -290,4 +351,5 @@ class AuditSettings:
         slow = table.get("slow_response_seconds", 1.0)
         if isinstance(slow, bool) or not isinstance(slow, int | float) or slow <= 0:
             raise PluginError(f"{where} slow_response_seconds must be a number > 0, got {slow!r}")
-        return cls(slow_response_seconds=float(slow), **values)
+        sitemaps = _sitemaps(table.get("sitemaps", [AUTO_SITEMAPS]), where)
+        return cls(slow_response_seconds=float(slow), sitemaps=sitemaps, **values)

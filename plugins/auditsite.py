@@ -2,7 +2,8 @@
 
 Links (broken, blocked, redirected, to a missing ``#fragment``), redirects (chains, loops),
 server errors, duplicates (titles, descriptions, identical bytes, near-identical text by
-SimHash) and canonicals. Pure functions of an open database: :func:`site_findings`.
+SimHash), canonicals, and sitemaps (what they answered, what they list, orphan pages). Pure
+functions of an open database: :func:`site_findings`.
 
 Which pages count as duplicates: indexable HTML pages only (2xx, no noindex, no canonical
 pointing elsewhere), since a noindex page or one that names another as canonical is meant to
@@ -18,6 +19,8 @@ from collections.abc import Iterator
 from typing import Final
 
 from crawler.parse import FOLLOW_TAGS, MAX_IDS
+from crawler.storage import DONE
+from crawler.urls import fingerprint
 from plugins.auditrules import AuditSettings, Finding, finding
 from plugins.audittext import hamming
 
@@ -39,6 +42,8 @@ SITE_RULES: Final = (
     "canonical_mismatch",
     "canonical_error",
     "hreflang_error",
+    "sitemap_error",
+    "orphan_page",
 )
 BLOCKED_STATUSES: Final = (401, 403, 429)
 NEAR_DUPLICATE_MIN_WORDS: Final = 50  # fewer words: thin_content says enough
@@ -308,6 +313,148 @@ def _fragment_findings(db: sqlite3.Connection) -> Iterator[Finding]:
         )
 
 
+def _robots_blocked(db: sqlite3.Connection, url: str) -> bool:
+    """True when robots.txt kept the crawl from ``url``: done in the frontier, no pages row."""
+    row = db.execute("SELECT state FROM frontier WHERE fp = ?", (fingerprint(url),)).fetchone()
+    return row is not None and row[0] == DONE
+
+
+# Each sitemap the audit asked for, with the answer at the end of its redirects.
+_SITEMAPS_SQL: Final = """
+SELECT s.url, s.source, s.found_in, s.error, p.url IS NOT NULL, p.status, p.error,
+       p.final_url, f.url IS NOT NULL, f.status, f.error
+FROM audit_sitemaps AS s
+LEFT JOIN pages AS p ON p.url = s.url
+LEFT JOIN pages AS f ON p.status BETWEEN 300 AND 399 AND f.url = p.final_url
+ORDER BY s.url
+"""
+# Each good URL a sitemap lists that did not answer 200, with its final answer.
+_LISTED_NOT_200_SQL: Final = """
+SELECT s.sitemap_url, s.url, p.status, p.error, p.error_kind, p.final_url, f.status, f.error
+FROM audit_sitemap_urls AS s
+JOIN pages AS p ON p.url = s.url
+LEFT JOIN pages AS f ON p.status BETWEEN 300 AND 399 AND f.url = p.final_url
+WHERE s.problem IS NULL AND (p.status IS NULL OR p.status != 200)
+"""
+_LISTED_NOT_FETCHED_SQL: Final = """
+SELECT s.sitemap_url, s.url FROM audit_sitemap_urls AS s
+WHERE s.problem IS NULL AND NOT EXISTS (SELECT 1 FROM pages AS p WHERE p.url = s.url)
+"""
+# Tags of the links that bring a visitor to a page: FOLLOW_TAGS, and meta refresh.
+_VISIT_TAGS: Final = ", ".join(f"'{tag}'" for tag in sorted(FOLLOW_TAGS | {"meta"}))
+# Listed pages that answered 2xx and that no other page links to (seeds are start points).
+_ORPHANS_SQL: Final = f"""
+SELECT s.url, min(s.sitemap_url), count(DISTINCT s.sitemap_url)
+FROM audit_sitemap_urls AS s
+JOIN pages AS p ON p.url = s.url
+WHERE s.problem IS NULL AND p.status BETWEEN 200 AND 299 AND p.depth > 0
+  AND NOT EXISTS (
+      SELECT 1 FROM links AS l
+      WHERE l.dst_url = s.url AND l.src_url != s.url AND l.tag IN ({_VISIT_TAGS})
+  )
+GROUP BY s.url ORDER BY s.url
+"""
+# Pages reached through a link to a URL that redirects to them.
+_REDIRECT_LINKED_SQL: Final = f"""
+SELECT DISTINCT r.final_url, l.src_url FROM pages AS r
+JOIN links AS l ON l.dst_url = r.url
+WHERE r.status BETWEEN 300 AND 399 AND r.final_url IS NOT NULL AND l.tag IN ({_VISIT_TAGS})
+"""
+
+
+def _sitemap_findings(db: sqlite3.Connection) -> Iterator[Finding]:
+    """The sitemaps themselves: no answer, not 200, not a sitemap, robots.txt says no."""
+    for row in db.execute(_SITEMAPS_SQL).fetchall():
+        url, source, found_in, error, fetched, status, p_error, final_url = row[:8]
+        landed, f_status, f_error = row[8:]
+        guessed = source == "guess"  # /sitemap.xml: the site may well have none
+        where = f" (named in {found_in})" if found_in else ""
+        if not fetched:
+            if not guessed and _robots_blocked(db, url):
+                yield finding(
+                    url,
+                    "sitemap_error",
+                    f"robots.txt disallows this sitemap{where}: nothing was read; allow it, "
+                    "or name a sitemap crawlers may read",
+                    found_in,
+                )
+            continue  # else not reached: the crawl stopped first
+        answer = f"redirects to {final_url}, which answers " if landed else ""
+        if status is not None and 300 <= status < 400:
+            if not landed:
+                continue  # the chain was not followed to its end
+            status, p_error = f_status, f_error
+        if status is None:
+            detail = f"{answer}no answer ({p_error or 'no response'})"
+        elif not 200 <= status < 300:
+            if guessed and status < 500:
+                continue  # no /sitemap.xml here: not a fault
+            detail = f"{answer}HTTP {status}"
+        elif error:
+            detail = error
+        else:
+            continue  # read without fault (or an HTML page at the guessed /sitemap.xml)
+        yield finding(
+            url,
+            "sitemap_error",
+            f"sitemap{where}: {detail}; fix it so that it answers 200 with a valid sitemap",
+            found_in,
+        )
+    for sitemap_url, entry, problem in db.execute(
+        "SELECT sitemap_url, url, problem FROM audit_sitemap_urls WHERE problem IS NOT NULL"
+    ):
+        yield finding(
+            entry,
+            "sitemap_error",
+            f"listed in {sitemap_url}: {problem}",
+            sitemap_url,
+        )
+
+
+def _listed_findings(db: sqlite3.Connection) -> Iterator[Finding]:
+    """URLs the sitemaps list that do not answer 200, or that robots.txt disallows."""
+    for row in db.execute(_LISTED_NOT_200_SQL):
+        sitemap_url, url, status, error, kind, final_url, f_status, f_error = row
+        if kind == "skipped":
+            continue
+        if status is not None and 300 <= status < 400:
+            target = f" ({_answer(f_status, f_error)})" if (f_status or f_error) else ""
+            detail = f"redirects to {final_url}{target}: list the final URL instead"
+        else:
+            detail = f"answers {_answer(status, error)}: take it out, or restore the page"
+        yield finding(url, "sitemap_error", f"listed in {sitemap_url} but {detail}", sitemap_url)
+    for sitemap_url, url in db.execute(_LISTED_NOT_FETCHED_SQL).fetchall():
+        if _robots_blocked(db, url):
+            yield finding(
+                url,
+                "sitemap_error",
+                f"listed in {sitemap_url} but robots.txt disallows it: search engines cannot "
+                "read it; take it out of the sitemap, or allow it",
+                sitemap_url,
+            )
+
+
+def _orphan_findings(db: sqlite3.Connection) -> Iterator[Finding]:
+    candidates = db.execute(_ORPHANS_SQL).fetchall()
+    if not candidates:
+        return
+    # A link to a URL that redirects to the page leads there too.
+    via_redirect = {
+        final_url for final_url, src in db.execute(_REDIRECT_LINKED_SQL) if src != final_url
+    }
+    for url, sitemap_url, sitemaps in candidates:
+        if url in via_redirect:
+            continue
+        more = f" (and {sitemaps - 1} other sitemap(s))" if sitemaps > 1 else ""
+        yield finding(
+            url,
+            "orphan_page",
+            f"listed in {sitemap_url}{more}, but no crawled page links to it: link it from a "
+            "relevant page, or take it out of the sitemap",
+            sitemap_url,
+        )
+
+
 def site_findings(db: sqlite3.Connection, settings: AuditSettings) -> list[Finding]:
     """Every whole-crawl finding of the crawl in ``db``."""
     found: list[Finding] = []
@@ -321,4 +468,7 @@ def site_findings(db: sqlite3.Connection, settings: AuditSettings) -> list[Findi
     found += _near_duplicates(db, settings.near_duplicate_bits)
     found += _canonical_findings(db)
     found += _hreflang_findings(db)
+    found += _sitemap_findings(db)
+    found += _listed_findings(db)
+    found += _orphan_findings(db)
     return found

@@ -1,7 +1,8 @@
 """What the audit needs from a page body beyond ``ParsedPage``: a SimHash of its text and the
 links that carry a ``#fragment`` (the parser drops fragments when it normalizes URLs).
 
-Pure functions; :func:`text_facts` runs in the crawl's process pool.
+Pure functions; :func:`document_facts` is the audit plugin's page hook: it runs in the parse
+worker, on the tree the crawler's own parse built.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from collections.abc import Iterable, Mapping
 from typing import Final, NamedTuple
 from urllib.parse import unquote, urldefrag, urljoin
 
-from selectolax.lexbor import LexborHTMLParser
-
-from crawler.parse import decode_html
+from crawler.parse import HtmlDocument, PageHookError, parse_html_with
 from crawler.urls import normalize_url
 
-__all__ = ["FragmentLink", "TextFacts", "hamming", "simhash", "text_facts"]
+__all__ = ["FragmentLink", "TextFacts", "document_facts", "hamming", "simhash", "text_facts"]
 
 SHINGLE: Final = 3  # words per shingle
 # Fragments that need no element: the top of the page, and client-side routes.
@@ -77,16 +76,21 @@ def _signed(value: int) -> int:
 
 def text_facts(body: bytes, url: str, headers: Mapping[str, str]) -> TextFacts:
     """The SimHash of the visible text and the fragment links of an HTML body."""
-    text, _ = decode_html(body, headers.get("content-type"))
-    tree = LexborHTMLParser(text)
-    for node in tree.css("script, style, noscript, template"):
+    _, (facts,) = parse_html_with(body, url, headers, (document_facts,))
+    if isinstance(facts, PageHookError):
+        raise RuntimeError(facts.error)
+    assert isinstance(facts, TextFacts)
+    return facts
+
+
+def document_facts(document: HtmlDocument) -> TextFacts:
+    """:func:`text_facts` of a page the crawler has parsed: the audit plugin's page hook."""
+    tree = document.tree
+    for node in tree.css("noscript"):  # script, style and template are already gone
         node.decompose()
     body_node = tree.body
     words = body_node.text(separator=" ").split() if body_node is not None else []
-    base = url
-    base_node = tree.css_first("base[href]")
-    if base_node is not None:
-        base = normalize_url(base_node.attributes.get("href") or "", url) or url
+    base = document.base
     fragments: dict[tuple[str, str], FragmentLink] = {}
     for node in tree.css("a[href], area[href]"):
         href = (node.attributes.get("href") or "").strip()

@@ -189,7 +189,7 @@ class ImagesPlugin(Plugin):
     async def on_page(self, row: PageRow, page: ParsedPage) -> None:
         assert self.crawler is not None
         for url in images_to_fetch(page, self.options.prefer_largest_srcset):
-            if self.crawler.request_asset(url, row.depth + 1):
+            if self.crawler.request_asset(url, row.depth + 1, owner=self.name):
                 self.requested += 1
 
     def inspect_head(self, head: bytes) -> str | None:
@@ -200,8 +200,11 @@ class ImagesPlugin(Plugin):
         return self.options.too_small(size.width, size.height, size.format)
 
     async def on_response(self, task: Task, response: Response, row: PageRow) -> None:
-        # Images found as links (<a href="photo.jpg">) were fetched as pages: theirs too.
-        if task.kind != "asset" and not response.content_type.startswith("image/"):
+        # Our assets (no owner: a database of before owners were kept); anything else only
+        # when it is served as an image (<a href="photo.jpg"> was fetched as a page), so that
+        # another plugin's assets, the audit's sitemaps say, are never taken for images.
+        ours = task.kind == "asset" and task.owner in (None, self.name)
+        if not ours and not response.content_type.startswith("image/"):
             return
         assert self.crawler is not None
         url = task.url

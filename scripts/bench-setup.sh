@@ -14,34 +14,18 @@ PYTHON="${PYTHON:-python3}"
 SCRAPY_SPEC="${SCRAPY_SPEC:-scrapy==2.19.0}"
 VENV=.venv-bench
 
-sudo_if_needed() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+# shellcheck source=scripts/apt-lib.sh
+source scripts/apt-lib.sh
 
 # --- nginx ------------------------------------------------------------------------------------
 if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then
     echo "nginx: already installed ($(/usr/sbin/nginx -v 2>&1 || nginx -v 2>&1))"
 else
     echo "nginx: installing"
-    export DEBIAN_FRONTEND=noninteractive
-    # Never start the packaged service: the bench runs nginx itself, on 127.0.0.1 only.
-    policy_rc=/usr/sbin/policy-rc.d
-    added_policy=0
-    if [ ! -e "$policy_rc" ]; then
-        printf '#!/bin/sh\nexit 101\n' | sudo_if_needed tee "$policy_rc" >/dev/null
-        sudo_if_needed chmod +x "$policy_rc"
-        added_policy=1
-    fi
-    remove_policy() { if [ "$added_policy" -eq 1 ]; then sudo_if_needed rm -f "$policy_rc"; fi; }
-    trap remove_policy EXIT
-    candidate() { apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [0-9]'; }
-    if ! candidate nginx-light && ! candidate nginx; then
-        sudo_if_needed apt-get update
-    fi
-    if candidate nginx-light; then
-        sudo_if_needed apt-get install -y --no-install-recommends nginx-light
+    if apt_candidate nginx-light; then
+        apt_install nginx-light
     else
-        sudo_if_needed apt-get install -y --no-install-recommends nginx
+        apt_install nginx
     fi
     echo "nginx: $(/usr/sbin/nginx -v 2>&1)"
 fi

@@ -8,9 +8,8 @@
 # locally, where they are skipped (with a reason naming this script) when a program is missing.
 set -euo pipefail
 
-sudo_if_needed() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-}
+# shellcheck source=scripts/apt-lib.sh
+source "$(dirname "$0")/apt-lib.sh"
 
 # program -> Debian package
 declare -A wanted=(
@@ -32,26 +31,7 @@ if [ "${#missing[@]}" -eq 0 ]; then
 fi
 
 echo "installing: ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-# Never start packaged services (redis-server's): the tests start their own.
-policy_rc=/usr/sbin/policy-rc.d
-added_policy=0
-if [ ! -e "$policy_rc" ]; then
-    printf '#!/bin/sh\nexit 101\n' | sudo_if_needed tee "$policy_rc" >/dev/null
-    sudo_if_needed chmod +x "$policy_rc"
-    added_policy=1
-fi
-remove_policy() { if [ "$added_policy" -eq 1 ]; then sudo_if_needed rm -f "$policy_rc"; fi; }
-trap remove_policy EXIT
-
-candidate() { apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [0-9]'; }
-for package in "${missing[@]}"; do
-    if ! candidate "$package"; then
-        sudo_if_needed apt-get update
-        break
-    fi
-done
-sudo_if_needed apt-get install -y --no-install-recommends "${missing[@]}"
+apt_install "${missing[@]}"
 
 for program in "${!wanted[@]}"; do
     command -v "$program" >/dev/null 2>&1 || {

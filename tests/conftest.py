@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from crawler.config import Config
 from crawler.engine import CrawlStats, crawl
@@ -42,6 +44,29 @@ async def make_site() -> AsyncIterator[SiteFactory]:
     yield factory
     for started in sites:
         await started.close()
+
+
+@pytest.fixture(scope="session")
+def tls_ca() -> trustme.CA:
+    """A throwaway certificate authority for the tests' https sites."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def ca_file(tls_ca: trustme.CA, tmp_path: Path) -> Path:
+    """The test CA's certificate as a PEM file: ``SSL_CERT_FILE`` for a crawler subprocess."""
+    path = tmp_path / "test-ca.pem"
+    tls_ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture
+async def https_site(tls_ca: trustme.CA) -> AsyncIterator[Site]:
+    """One started https site on 127.0.0.1, its certificate issued by ``tls_ca``."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls_ca.issue_cert("127.0.0.1").configure_cert(context)
+    async with Site(tls=context) as started:
+        yield started
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ import functools
 import html
 import itertools
 import socket
+import ssl
 import struct
 import time
 import zlib
@@ -47,6 +48,7 @@ __all__ = [
     "compressed_zeros",
     "encode",
     "page_html",
+    "sitemap_xml",
     "unused_port",
 ]
 
@@ -96,6 +98,19 @@ def page_html(title: str, links: Sequence[str] = ()) -> str:
         "<!DOCTYPE html>\n"
         f'<html><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>\n'
         f"<body><h1>{html.escape(title)}</h1>\n<ul>\n{items}\n</ul>\n</body></html>\n"
+    )
+
+
+def sitemap_xml(urls: Sequence[str], *, index: bool = False) -> str:
+    """A sitemaps.org ``<urlset>`` listing ``urls`` (a ``<sitemapindex>`` with ``index``)."""
+    root, entry = ("sitemapindex", "sitemap") if index else ("urlset", "url")
+    items = "".join(
+        f"<{entry}><loc>{html.escape(url)}</loc><lastmod>2024-01-01</lastmod></{entry}>\n"
+        for url in urls
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<{root} xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n{items}</{root}>\n'
     )
 
 
@@ -177,9 +192,15 @@ def unused_port() -> int:
 
 
 class Site:
-    """One local web server (one host) whose pages the test defines. Start it before use."""
+    """One local web server (one host) whose pages the test defines. Start it before use.
 
-    def __init__(self) -> None:
+    With ``tls`` (a server-side SSLContext holding a certificate for 127.0.0.1) it serves
+    https; a client trusts it through the CA that issued the certificate (conftest's
+    ``https_site`` and ``ca_file``).
+    """
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
         self._routes: dict[str, Handler] = {}
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -199,7 +220,7 @@ class Site:
             app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
         )
         await runner.setup()
-        tcp_site = web.TCPSite(runner, "127.0.0.1", 0)
+        tcp_site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self.tls)
         await tcp_site.start()
         self._runner = runner
         self._port = runner.addresses[0][1]
@@ -234,7 +255,7 @@ class Site:
         """The absolute URL of ``path`` on this site."""
         if not path.startswith("/"):
             path = "/" + path
-        return f"http://{self.host}{path}"
+        return f"{'https' if self.tls is not None else 'http'}://{self.host}{path}"
 
     # -- the request log ---------------------------------------------------------------------
 
@@ -325,6 +346,18 @@ class Site:
         body = b"<a href='%s'>moved</a>" % html.escape(location).encode()
         headers = {"Location": location, "Content-Type": "text/html; charset=utf-8"}
         self.add_handler(path, _fixed(status, body, headers))
+
+    def add_sitemap(
+        self, path: str, urls: Sequence[str], *, index: bool = False, gzipped: bool = False
+    ) -> None:
+        """A sitemap (``index``: a sitemap index) listing ``urls``; paths become URLs of this
+        site. ``gzipped``: a .xml.gz file, served as application/gzip bytes."""
+        absolute = [self.url(url) if url.startswith("/") else url for url in urls]
+        body = sitemap_xml(absolute, index=index).encode()
+        if gzipped:
+            self.add_page(path, body=encode(body, "gzip"), content_type="application/gzip")
+        else:
+            self.add_page(path, body=body, content_type="application/xml")
 
     def add_robots(self, text: str) -> None:
         self.add_handler(

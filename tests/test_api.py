@@ -15,6 +15,7 @@ EXPECTED = {
     "FrontierError",
     "FrontierLostError",
     "HostSlot",
+    "HtmlDocument",
     "Link",
     "MemoryFrontier",
     "ParsedPage",

@@ -8,6 +8,7 @@ import dataclasses
 import html
 import io
 import json
+import os
 import random
 import sqlite3
 import tomllib
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from PIL import Image
 
@@ -94,7 +96,7 @@ def build_audit_site(site: Site) -> dict[tuple[str, str], set[tuple[str | None, 
         site.add_page(path, audit_page(path, **kwargs))
         designed.append(path)
 
-    site.add_robots("User-agent: *\nDisallow: /secret\n")
+    site.add_robots(f"User-agent: *\nDisallow: /secret\nSitemap: {u('/sitemap-index.xml')}\n")
     # clean pages, and clean things that look a bit like faults
     page(
         "/clean-a",
@@ -185,12 +187,36 @@ def build_audit_site(site: Site) -> dict[tuple[str, str], set[tuple[str | None, 
         ],
     )
     page("/more-links", links=[("/missing", "Missing again")])
+    # an http page may load http resources: no mixed_content
+    page(
+        "/http-resources",
+        head='<link rel="stylesheet" href="http://cdn.test/style.css">',
+        body='<script src="http://cdn.test/app.js"></script>',
+    )
+    # sitemaps: robots.txt names an index of two sitemaps, one of them gone (there is no
+    # /sitemap.xml, the guess, and that is no fault); the other lists pages of every kind
+    site.add_sitemap("/sitemap-index.xml", ["/sitemap-pages.xml", "/sitemap-gone.xml"], index=True)
+    site.add_status("/sitemap-gone.xml", 404)
+    site.add_sitemap(
+        "/sitemap-pages.xml",
+        [
+            "/",
+            "/clean-a",
+            "/orphan",  # linked from nowhere: crawled through the sitemap, and audited
+            "/missing",  # 404
+            "/old",  # redirects
+            "/secret/listed",  # robots.txt disallows it
+            "http://elsewhere.test/page",  # another site
+        ],
+        gzipped=True,
+    )
+    page("/orphan", title="Orphan")
     page(
         "/",
         links=[
             (path, path)
             for path in designed
-            if path != "/" and not path.startswith(("/d2", "/d3", "/d4"))
+            if path != "/" and not path.startswith(("/d2", "/d3", "/d4", "/orphan"))
         ],
     )
 
@@ -200,8 +226,16 @@ def build_audit_site(site: Site) -> dict[tuple[str, str], set[tuple[str | None, 
         return (rule, u(path)), {(u(src), anchor) for src, anchor in sources} or {(None, None)}
 
     links = "/links"
+    pages_map = ("/sitemap-pages.xml", None)
     return dict(
         [
+            at("sitemap_error", "/sitemap-gone.xml", ("/sitemap-index.xml", None)),
+            at("sitemap_error", "/missing", pages_map),
+            at("sitemap_error", "/old", pages_map),
+            at("sitemap_error", "/secret/listed", pages_map),
+            (("sitemap_error", "http://elsewhere.test/page"), {(u("/sitemap-pages.xml"), None)}),
+            at("orphan_page", "/orphan", pages_map),
+            at("title_too_short", "/orphan"),
             at("missing_title", "/no-title"),
             at("missing_title", "/empty-title"),
             at("title_too_long", "/long-title"),
@@ -283,6 +317,11 @@ async def test_each_rule_hits_exactly_its_designed_pages(site: Site, run_crawl: 
     # The PDF and the clean images are fetched, and nothing fires on them.
     assert result.page(site.url("/doc.pdf"))["status"] == 200
     assert result.page(site.url("/small.png"))["status"] == 200
+    # The sitemaps are read once each, and the images plugin takes none for an image.
+    for path in ("/sitemap.xml", "/sitemap-index.xml", "/sitemap-pages.xml", "/sitemap-gone.xml"):
+        assert site.count(path) == 1, path
+    assert not result.rows("SELECT url FROM images WHERE url LIKE '%sitemap%'")
+    assert site.count("/secret/listed") == 0
 
 
 async def test_details_say_what_to_fix(site: Site, run_crawl: RunCrawl) -> None:
@@ -306,6 +345,25 @@ async def test_details_say_what_to_fix(site: Site, run_crawl: RunCrawl) -> None:
     assert u("/copy-2") in detail[("duplicate_content", u("/copy-1"), None)]
     assert "nowhere" in detail[("broken_fragment", u("/clean-a#nowhere"), u("/links"))]
     assert "answers HTTP 404" in detail[("canonical_error", u("/canonical-broken"), None)]
+    pages_map = u("/sitemap-pages.xml")
+    assert detail[("sitemap_error", u("/sitemap-gone.xml"), u("/sitemap-index.xml"))] == (
+        f"sitemap (named in {u('/sitemap-index.xml')}): HTTP 404; fix it so that it answers "
+        "200 with a valid sitemap"
+    )
+    assert detail[("sitemap_error", u("/missing"), pages_map)] == (
+        f"listed in {pages_map} but answers HTTP 404: take it out, or restore the page"
+    )
+    assert detail[("sitemap_error", u("/old"), pages_map)].startswith(
+        f"listed in {pages_map} but redirects to {u('/clean-a')} (HTTP 200): list the final URL"
+    )
+    assert "robots.txt disallows it" in detail[("sitemap_error", u("/secret/listed"), pages_map)]
+    assert (
+        "on another site (http://elsewhere.test)"
+        in (detail[("sitemap_error", "http://elsewhere.test/page", pages_map)])
+    )
+    assert detail[("orphan_page", u("/orphan"), pages_map)].startswith(
+        f"listed in {pages_map}, but no crawled page links to it"
+    )
 
 
 async def test_thresholds_come_from_the_audit_table(site: Site, run_crawl: RunCrawl) -> None:
@@ -329,23 +387,100 @@ async def test_without_the_plugin_nothing_is_audited(site: Site, run_crawl: RunC
     assert result.rows("SELECT * FROM audit") == []
 
 
-def test_mixed_content_on_https_pages_only() -> None:
-    body = audit_page(
-        "/mixed",
-        body='<img src="http://cdn.example/a.png" alt="a"><script src="https://cdn.example/'
-        'b.js"></script><a href="http://example.org/">plain link</a>',
-    ).encode()
+# One http:// sub-resource of each kind a browser loads, and what is no load at all.
+MIXED_RESOURCES = {
+    "img": '<img src="http://cdn.test/img.png" alt="a">',
+    "img srcset": '<img srcset="http://cdn.test/srcset.png 2x" alt="b">',
+    "picture source": '<picture><source srcset="http://cdn.test/pic.webp"></picture>',
+    "script": '<script src="http://cdn.test/app.js"></script>',
+    "stylesheet": '<link rel="stylesheet" href="http://cdn.test/style.css">',
+    "preload": '<link rel="preload" as="font" href="http://cdn.test/font.woff2">',
+    "icon": '<link rel="icon" href="http://cdn.test/favicon.ico">',
+    "iframe": '<iframe src="http://cdn.test/frame.html"></iframe>',
+    "video": '<video src="http://cdn.test/movie.mp4" poster="http://cdn.test/poster.jpg">'
+    '<source src="http://cdn.test/movie.webm"></video>',
+    "audio": '<audio src="http://cdn.test/sound.mp3"></audio>',
+    "object": '<object data="http://cdn.test/doc.swf"></object>',
+    "embed": '<embed src="http://cdn.test/embed.swf">',
+    "input image": '<input type="image" src="http://cdn.test/go.png">',
+    "svg image": '<svg><image href="http://cdn.test/svg.png"></image></svg>',
+    "inline style": '<div style="background: url(http://cdn.test/bg.png)"></div>',
+    "background": '<table background="http://cdn.test/table.png"></table>',
+    "form": '<form action="http://cdn.test/post" method="post"></form>',
+}
+MIXED_URLS = {
+    "http://cdn.test/img.png",
+    "http://cdn.test/srcset.png",
+    "http://cdn.test/pic.webp",
+    "http://cdn.test/app.js",
+    "http://cdn.test/style.css",
+    "http://cdn.test/font.woff2",
+    "http://cdn.test/favicon.ico",
+    "http://cdn.test/frame.html",
+    "http://cdn.test/movie.mp4",
+    "http://cdn.test/poster.jpg",
+    "http://cdn.test/movie.webm",
+    "http://cdn.test/sound.mp3",
+    "http://cdn.test/doc.swf",
+    "http://cdn.test/embed.swf",
+    "http://cdn.test/go.png",
+    "http://cdn.test/svg.png",
+    "http://cdn.test/bg.png",
+    "http://cdn.test/table.png",
+    "http://cdn.test/post",
+}
+NOT_MIXED = (
+    '<a href="http://example.org/">plain link</a><area href="http://example.org/area" alt="x">'
+    '<link rel="canonical" href="http://example.org/canonical">'
+    '<link rel="alternate" hreflang="de" href="http://example.org/de">'
+    '<link rel="preconnect" href="http://cdn.test/">'
+    '<meta property="og:image" content="http://cdn.test/og.png">'
+    '<img src="https://cdn.test/secure.png" alt="s"><script src="//cdn.test/relative.js"></script>'
+)
+
+
+def test_mixed_content_for_each_resource_kind_on_https_pages_only() -> None:
     settings = AuditSettings()
     headers = {"content-type": "text/html; charset=utf-8"}
 
-    def rules_on(url: str) -> list[tuple[str, str]]:
+    def rules_on(url: str, body_html: str) -> list[tuple[str, str]]:
+        body = audit_page("/mixed", head="", body=body_html).encode()
         page = parse_page(body, url, headers)
         assert page is not None
         row = PageRow(url, url, 200, "text/html", 0, page.title, len(body), 5.0, "", None, "")
         return [(f.rule, f.url) for f in page_findings(row, page, settings)]
 
-    assert rules_on("https://example.com/mixed") == [("mixed_content", "http://cdn.example/a.png")]
-    assert rules_on("http://example.com/mixed") == []
+    for kind, markup in MIXED_RESOURCES.items():
+        found = rules_on("https://example.com/mixed", markup)
+        assert found, f"no mixed_content for {kind}"
+        assert {rule for rule, _ in found} == {"mixed_content"}, kind
+    everything = "".join(MIXED_RESOURCES.values()) + NOT_MIXED
+    found = rules_on("https://example.com/mixed", everything)
+    assert sorted(url for _, url in found) == sorted(MIXED_URLS)  # one finding per URL
+    assert rules_on("https://example.com/mixed", NOT_MIXED) == []
+    assert rules_on("http://example.com/mixed", everything) == []
+
+
+async def test_mixed_content_on_a_real_https_site(
+    https_site: Site, ca_file: Path, tmp_path: Path
+) -> None:
+    """The crawler fetches https pages (trusting the test CA) and reports their http loads."""
+    everything = "".join(MIXED_RESOURCES.values()) + NOT_MIXED
+    https_site.add_page("/", audit_page("/", body=everything, links=[("/clean", "clean")]))
+    https_site.add_page("/clean", audit_page("/clean", body='<img src="/ok.png" alt="ok">'))
+    (tmp_path / "seed.txt").write_text(https_site.url("/") + "\n")
+    env = {**os.environ, "SSL_CERT_FILE": str(ca_file)}
+    run = await run_cli(
+        tmp_path, "seed.txt", "--plugin", "audit", "--quiet", "--retries", "1", env=env
+    )
+    assert run.code == 0, run.stderr
+    with sqlite3.connect(tmp_path / "crawl.db") as db:
+        statuses = dict(db.execute("SELECT url, status FROM pages"))
+        mixed = db.execute("SELECT url, src_url FROM audit WHERE rule = 'mixed_content'").fetchall()
+    db.close()
+    assert statuses[https_site.url("/")] == 200 and statuses[https_site.url("/clean")] == 200
+    assert sorted(url for url, _ in mixed) == sorted(MIXED_URLS)
+    assert {src for _, src in mixed} == {https_site.url("/")}
 
 
 def test_simhash_separates_near_and_different_texts() -> None:
@@ -441,12 +576,35 @@ async def test_json_and_csv_reports_hold_every_finding(site: Site, run_crawl: Ru
     assert severities == sorted(severities, key=("error", "warning", "notice").index)
 
 
+# The official SARIF 2.1.0 schema (OASIS Standard with Errata 01, JSON Schema draft-04), as
+# published by the OASIS SARIF TC in github.com/oasis-tcs/sarif-spec,
+# sarif-2.1/schema/sarif-schema-2.1.0.json at commit e0583813964ec43cea53b6b531b402866095ed1f;
+# its id is https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json.
+# Copyright OASIS Open, under the OASIS IPR Policy (see that repository's LICENSE.md).
+SARIF_SCHEMA = Path(__file__).parent / "data" / "sarif-schema-2.1.0.json"
+
+
+def sarif_errors(document: Any) -> list[str]:
+    """Where ``document`` breaks the SARIF 2.1.0 schema, one line per violation."""
+    schema = json.loads(SARIF_SCHEMA.read_text(encoding="utf-8"))
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator = validator_class(schema, format_checker=validator_class.FORMAT_CHECKER)
+    return [f"{error.json_path}: {error.message}" for error in validator.iter_errors(document)]
+
+
 async def test_sarif_report(site: Site, run_crawl: RunCrawl) -> None:
     build_audit_site(site)
     result = await crawl_audit_site(site, run_crawl)
     code, text = report(result.path, "--format", "sarif")
     assert code == 0
     sarif = json.loads(text)
+    assert sarif_errors(sarif) == []
+    # The check has teeth: "notice" is our severity, not a SARIF level.
+    broken = json.loads(text)
+    broken["runs"][0]["results"][0]["level"] = "notice"
+    assert sarif_errors(broken) == [
+        "$.runs[0].results[0].level: 'notice' is not one of ['none', 'note', 'warning', 'error']"
+    ]
     assert sarif["version"] == "2.1.0"
     assert sarif["$schema"].endswith("sarif-2.1.0.json")
     (run,) = sarif["runs"]
@@ -454,6 +612,7 @@ async def test_sarif_report(site: Site, run_crawl: RunCrawl) -> None:
     assert {rule["id"] for rule in rules} == set(RULES)
     for rule in rules:
         assert rule["help"]["text"] == RULES[rule["id"]].help
+        assert rule["fullDescription"]["text"] == RULES[rule["id"]].help
         assert rule["shortDescription"]["text"]
         assert rule["defaultConfiguration"]["level"] in ("error", "warning", "note")
     assert len(run["results"]) == len(audit_rows(result))
@@ -571,7 +730,9 @@ async def test_command_line_crawl_then_report(site: Site, tmp_path: Path) -> Non
     )
     assert run.code == 3
     assert "1 error(s); failing on error" in run.stderr
-    results = json.loads((tmp_path / "a.sarif").read_text())["runs"][0]["results"]
+    sarif = json.loads((tmp_path / "a.sarif").read_text())
+    assert sarif_errors(sarif) == []
+    results = sarif["runs"][0]["results"]
     assert [
         (r["ruleId"], r["relatedLocations"][0]["physicalLocation"]["artifactLocation"]["uri"])
         for r in results

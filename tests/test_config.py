@@ -152,6 +152,7 @@ frontier = "redis://127.0.0.1:6390/2"
 name = "shop-2024"
 lease_timeout = 5.5
 redis_wait = 7
+adaptive = false
 """
 
 ALL_KEYS_EXPECTED: dict[str, Any] = {
@@ -175,6 +176,7 @@ ALL_KEYS_EXPECTED: dict[str, Any] = {
     "name": "shop-2024",
     "lease_timeout": 5.5,
     "redis_wait": 7.0,
+    "adaptive": False,
 }
 
 
@@ -239,6 +241,13 @@ def test_command_line_only_flags(tmp_path: Path) -> None:
     assert config.quiet is True
     assert config.respect_robots is False
     assert config.seed_file == Path("seeds.txt")
+
+
+def test_fixed_concurrency_flag(tmp_path: Path) -> None:
+    assert load(tmp_path).adaptive is True
+    assert load(tmp_path, "--fixed-concurrency").adaptive is False
+    write_config(tmp_path, "adaptive = true\n")
+    assert load(tmp_path, "--fixed-concurrency").adaptive is False
 
 
 def test_no_robots_overrides_file_true(tmp_path: Path) -> None:

@@ -159,3 +159,41 @@ def test_reprs_are_informative() -> None:
     assert "seen=1" in repr(frontier) and "queued=1" in repr(frontier)
     assert "http://a" in repr(frontier.slot("http://a"))
     assert repr(Task("http://a/", 0, "http://a")) == "<Task page http://a/ depth=0>"
+
+
+async def test_asset_owner_is_kept_on_disk_and_back() -> None:
+    """A plugin's asset keeps its owner when it waits in the frontier table (and on resume)."""
+    table: list[tuple[str, int, int, str]] = []
+
+    def on_queue(url: str, depth: int, host: str, seq: int, kind: str) -> None:
+        table.append((url, depth, seq, kind))
+
+    async def loader(host: str, from_seq: int, limit: int) -> list[tuple[str, int, int, str]]:
+        return [row for row in table if row[2] >= from_seq][:limit]
+
+    frontier = MemoryFrontier(
+        per_host=1,
+        delay=0.0,
+        robots=RobotsCache("crawler", enabled=False),
+        on_queue=on_queue,
+        loader=loader,
+        memory_queue=1,  # everything after the first URL waits on disk
+    )
+    assert frontier.add("http://a/page", 0)
+    assert frontier.add("http://a/img.png", 1, kind="asset", owner="images")
+    assert frontier.add("http://a/sitemap.xml", 0, kind="asset", owner="audit")
+    assert frontier.add("http://a/old-asset", 1, kind="asset")
+    assert [row[3] for row in table] == ["page", "asset:images", "asset:audit", "asset"]
+    tasks = []
+    while (task := await asyncio.wait_for(frontier.next_ready(), 5)) is not None:
+        tasks.append(task)
+        frontier.release(task, 200)
+        frontier.task_done(task)
+    assert [(t.url, t.kind, t.owner) for t in tasks] == [
+        ("http://a/page", "page", None),
+        ("http://a/img.png", "asset", "images"),
+        ("http://a/sitemap.xml", "asset", "audit"),
+        ("http://a/old-asset", "asset", None),
+    ]
+    assert frontier.refills >= 1  # they did come back from the table
+    assert "owner=audit" in repr(tasks[2])

@@ -469,6 +469,26 @@ def test_canonical_description_h1_lang() -> None:
     assert page.lang == "en-GB"
 
 
+def test_link_resources_and_form_actions() -> None:
+    page = parse(
+        '<link rel="stylesheet" href="/a.css"><link rel="Alternate Stylesheet" href="/b.css">'
+        '<link rel="preload" as="font" href="/f.woff2"><link rel="modulepreload" href="/m.js">'
+        '<link rel="canonical" href="/canon"><link rel="preconnect" href="https://cdn.test/">'
+        '<link rel="icon" href="/i.ico"><link rel="stylesheet" href="/a.css#again">'
+        '<form action="/search"><input name="q"></form><form action="/search">'
+        '<form action="javascript:void(0)"></form><form action=""></form><form></form>'
+        '<form action="http://other.test/post" method="post"></form>'
+    )
+    assert page.link_resources == (
+        "http://example.com/a.css",
+        "http://example.com/b.css",
+        "http://example.com/f.woff2",
+        "http://example.com/m.js",
+    )
+    assert page.form_actions == ("http://example.com/search", "http://other.test/post")
+    assert "http://example.com/search" not in urls_of(page)  # a form is no link
+
+
 def test_element_matching_several_selectors_is_seen_once() -> None:
     page = parse(
         '<h1 id="t" style="background:url(/bg.png)" background="/b.png">T</h1>'
@@ -496,6 +516,8 @@ def test_page_without_facts() -> None:
     assert page.images == ()
     assert page.srcsets == ()
     assert page.ids == ()
+    assert page.link_resources == ()
+    assert page.form_actions == ()
 
 
 def test_ids_and_anchor_names() -> None:

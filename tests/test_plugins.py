@@ -8,9 +8,13 @@ import re
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from crawler.parse import HtmlDocument, ParsedPage
+from crawler.plugins import Plugin
+from crawler.storage import PageRow
 from tests.conftest import RunCrawl
 from tests.site import Site
 from tests.test_cli import run_cli, write
@@ -24,6 +28,7 @@ rec2 = tests.plugin_fixture:RecorderPlugin
 boom = tests.plugin_fixture:BoomPlugin
 notaplugin = tests.plugin_fixture:NotAPlugin
 missing = tests.plugin_fixture:DoesNotExist
+late = tests.plugin_fixture:LatePagesPlugin
 """
 
 
@@ -67,6 +72,25 @@ async def test_hooks_run_in_the_order_given(
             ("rec1", "on_page"),
         ]
     assert ("rec1 label", "-") in result.stats.plugin_summary
+
+
+async def test_on_idle_queues_pages_after_the_link_graph_is_done(
+    site: Site, run_crawl: RunCrawl, test_plugins: Path
+) -> None:
+    site.add_page("/", links=["/a"])
+    site.add_page("/a")
+    site.add_page("/late", links=["/late/child"])
+    site.add_page("/late/child", links=["/late/child/grandchild"])
+    later = [site.url("/late"), site.url("/a"), "http://elsewhere.test/"]
+    result = await run_crawl(
+        [site.url()], plugins=("late",), plugin_settings={"late": {"later": later}}, max_depth=2
+    )
+    # Queued once the links were done, at the depth given; seen URLs and other hosts are not.
+    assert site.paths == ["/robots.txt", "/", "/a", "/late", "/late/child"]
+    calls = [row[0] for row in result.rows("SELECT url FROM plugin_log ORDER BY seq")]
+    assert calls == [site.url("/late"), ""]  # called again when those were done: nothing new
+    depths = {url: row["depth"] for url, row in result.pages().items()}
+    assert depths[site.url("/late")] == 1 and depths[site.url("/late/child")] == 2
 
 
 async def test_a_failing_plugin_does_not_stop_the_crawl(
@@ -150,3 +174,61 @@ def test_fixture_plugins_are_real_entry_points(test_plugins: Path) -> None:
 
     assert {"rec1", "rec2", "boom", "images"} <= set(available_plugins())
     assert sys.path[0] == str(test_plugins)
+
+
+def count_sections(document: HtmlDocument) -> tuple[str, int]:
+    """A page hook: runs in the parse worker on the crawler's own tree."""
+    return document.url, len(document.tree.css("section"))
+
+
+def broken_hook(document: HtmlDocument) -> object:
+    raise RuntimeError(f"hook failed on {document.url}")
+
+
+class SectionPlugin(Plugin):
+    name = "sections"
+    page_hook = count_sections
+
+    def __init__(self, settings: Any, config: Any) -> None:
+        super().__init__(settings, config)
+        self.seen: dict[str, object] = {}
+
+    async def on_page(self, row: PageRow, page: ParsedPage, data: object = None) -> None:
+        self.seen[row.url] = data
+
+
+class BrokenHookPlugin(SectionPlugin):
+    name = "broken"
+    page_hook = broken_hook
+
+
+class PlainPlugin(Plugin):
+    name = "plain"
+
+    def __init__(self, settings: Any, config: Any) -> None:
+        super().__init__(settings, config)
+        self.pages: list[str] = []
+
+    async def on_page(self, row: PageRow, page: ParsedPage) -> None:
+        self.pages.append(row.url)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+async def test_page_hooks_run_on_the_parsed_tree_and_reach_on_page(
+    site: Site, run_crawl: RunCrawl, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    site.add_page("/", '<section>a</section><section>b</section><a href="/two">two</a>')
+    site.add_page("/two", "<p>none</p>")
+    site.add_page("/data.json", body=b"{}", content_type="application/json")
+    plugins = [SectionPlugin({}, None), BrokenHookPlugin({}, None), PlainPlugin({}, None)]
+    monkeypatch.setattr("crawler.engine.load_plugins", lambda config: plugins)
+    result = await run_crawl([site.url(), site.url("/data.json")], workers=workers)
+    sections, broken, plain = plugins
+    assert sections.seen == {
+        site.url("/"): (site.url("/"), 2),
+        site.url("/two"): (site.url("/two"), 0),
+    }
+    assert broken.seen == {site.url("/"): None, site.url("/two"): None}  # data None, crawl on
+    assert sorted(plain.pages) == [site.url("/"), site.url("/two")]  # no third argument
+    assert result.stats.plugin_errors["broken"] == 2
+    assert len(result.pages()) == 3

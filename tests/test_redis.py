@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import signal
 import sqlite3
@@ -296,7 +297,9 @@ def test_entries_pack_the_path_only() -> None:
     ]:
         for kind in ("page", "asset"):
             entry = pack_entry(url, host, 7, kind)  # type: ignore[arg-type]
-            assert unpack_entry(host, entry) == (url, 7, kind)
+            assert unpack_entry(host, entry) == (url, 7, kind, None)
+        entry = pack_entry(url, host, 2, "asset", "images")
+        assert unpack_entry(host, entry) == (url, 2, "asset", "images")
     assert pack_entry("http://a.test/x", "http://a.test", 3, "page") == "3p/x"
 
 
@@ -415,3 +418,38 @@ async def test_redirects_retries_and_robots_match_a_single_process_crawl(
     assert tables(dbs) == expected
     assert site.count("/private/x") == 0 and site.count("/robots.txt") == 1
     assert site.count("/flaky") == 2  # the 503, then the retry
+
+
+async def test_merged_worker_databases_equal_a_single_process_crawl(
+    site: Site, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    add_tree(site, pages=30, delay=0.02)
+    for i in range(0, 30, 3):  # every third page shows an image, /img/0 to /img/4 in turn
+        links = [f"/p/{c}" for c in (3 * i + 1, 3 * i + 2, 3 * i + 3) if c < 30] + ["/p/0"]
+        body = page_html(f"/p/{i}", links).replace("</h1>", f'</h1><img src="/img/{i % 5}">')
+        site.add_page(f"/p/{i}", body)
+    for k in range(5):
+        out = io.BytesIO()
+        Image.new("RGB", (20 + k, 10), (k * 40, 0, 0)).save(out, "PNG")
+        site.add_page(f"/img/{k}", body=out.getvalue(), content_type="image/png")
+    write(tmp_path / "seed.txt", site.url("/p/0"))
+    args = ("--quiet", "--workers", "0", "--plugin", "images")
+    local = await run_cli(tmp_path, "seed.txt", *args, "--db", "local.db")
+    assert local.code == 0, local.stderr
+    site.requests.clear()
+    dbs = await crawl_with_workers(site, redis_server, tmp_path, 2, "--plugin", "images")
+    assert Counter(site.paths)["/img/0"] == 1
+    run = await run_cli(tmp_path, "merge", "out.db", *map(str, dbs), "--quiet")
+    assert run.code == 0, run.stderr
+
+    def tables(db: Path) -> tuple[object, ...]:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            return (
+                sorted(conn.execute("SELECT url, status, depth, content_hash FROM pages")),
+                sorted(conn.execute("SELECT src_url, dst_url, tag FROM links")),
+                sorted(conn.execute("SELECT url, sha256, width, height FROM images")),
+            )
+
+    assert tables(tmp_path / "out.db") == tables(tmp_path / "local.db")

@@ -79,6 +79,13 @@ async def baseline(site: Site, tmp_path: Path) -> tuple[dict[str, tuple[object, 
     return pages, links
 
 
+def read_indexes(db: Path) -> set[str]:
+    """The indexes for reading the links table that ``db`` has."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    return names & {"links_src", "links_dst"}
+
+
 def fetched_pages(site: Site) -> Counter[str]:
     return Counter(r.path for r in site.requests if r.path.startswith("/p/"))
 
@@ -105,6 +112,7 @@ async def test_interrupted_crawl_resumes_to_the_same_tables(
         else:
             assert proc.returncode == -signal.SIGKILL
         assert integrity(db) == "ok"
+        assert read_indexes(db) == set()  # built when the crawl finishes, not before
         saved_before, _ = snapshot(db)
         first_run = fetched_pages(site)
         site.requests.clear()
@@ -129,6 +137,7 @@ async def test_interrupted_crawl_resumes_to_the_same_tables(
             assert len(repeated) <= 4, (repeated, moment)
         # ... and the resumed crawl fetches each page once.
         assert all(count == 1 for count in second_run.values())
+        assert read_indexes(db) == {"links_src", "links_dst"}
 
 
 async def test_resume_of_a_finished_crawl_fetches_nothing(site: Site, tmp_path: Path) -> None:
@@ -140,6 +149,7 @@ async def test_resume_of_a_finished_crawl_fetches_nothing(site: Site, tmp_path: 
     assert run.code == 0
     assert "nothing to do" in run.stderr and "complete" in run.stderr
     assert site.requests == []
+    assert read_indexes(tmp_path / "crawl.db") == {"links_src", "links_dst"}
 
 
 async def test_resume_after_max_pages_and_with_new_seeds(site: Site, tmp_path: Path) -> None:

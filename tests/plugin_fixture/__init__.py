@@ -69,3 +69,25 @@ class BoomPlugin(Plugin):
 
 class NotAPlugin:
     """Registered under an entry point by mistake: loading it must fail clearly."""
+
+
+class LatePagesPlugin(Plugin):
+    """Queues the URLs of its ``later`` setting once the crawl has run dry (``on_idle``)."""
+
+    tables = RecorderPlugin.tables
+
+    def __init__(self, settings: Mapping[str, Any], config: Config) -> None:
+        super().__init__(settings, config)
+        self.later = [str(url) for url in settings.get("later", [])]
+        self.crawler: Crawler | None = None
+
+    async def open(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+
+    async def on_idle(self) -> None:
+        assert self.crawler is not None
+        queued = [url for url in self.later if self.crawler.request_page(url, 1)]
+        self.later = []
+        self.crawler.storage.add_rows(
+            LOG_SQL, [(self.name, "on_idle", " ".join(queued), next(_order), "")]
+        )
