@@ -435,7 +435,12 @@ class RedisFrontier:
 
     @property
     def queued(self) -> int:
-        return self._remote_queued + len(self._waiting) + len(self._delayed) + len(self._prefetched)
+        """URLs this worker may still hand out: its own waiting tasks, and the shared queues
+        unless the page budget is spent or it takes no new URLs."""
+        local = len(self._waiting) + len(self._delayed) + len(self._prefetched)
+        if self._no_new or self._budget_spent or self._stopped:
+            return local
+        return self._remote_queued + local
 
     async def next_ready(self) -> Task | None:
         while True:
