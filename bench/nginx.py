@@ -57,7 +57,7 @@ events {{
 }}
 
 http {{
-    access_log off;
+    {access_log}
     server_tokens off;
     client_body_temp_path {tmp}/client_body;
     proxy_temp_path {tmp}/proxy;
@@ -144,9 +144,13 @@ class NginxSite:
     ``plan`` must be made for a free port (:func:`free_port`): its absolute hrefs name it.
     """
 
-    def __init__(self, plan: SitePlan, tmp: Path) -> None:
+    def __init__(self, plan: SitePlan, tmp: Path, *, timing_log: bool = False) -> None:
         self.plan = plan
         self.tmp = tmp
+        # With timing_log, each request is logged as "<end time> <request time> <target>" (both
+        # in seconds, millisecond resolution) to access.log: requests in flight at the server
+        # and gaps between request starts can be checked afterwards (bench.scale does).
+        self.timing_log = timing_log
         self.root = tmp / "site"
         self.port = int(plan.base.rpartition(":")[2])
         self.binary = find_nginx()
@@ -180,7 +184,14 @@ class NginxSite:
         # Started as root, nginx's worker would switch to "nobody" (whose group Debian lacks)
         # and could not read the private temporary directory: keep root's identity.
         user = "user root root;" if os.geteuid() == 0 else ""
+        access_log = "access_log off;"
+        if self.timing_log:
+            access_log = (
+                "log_format timing '$msec $request_time $request_uri';\n"
+                f"    access_log {self.access_log} timing buffer=256k flush=1s;"
+            )
         return CONFIG.format(
+            access_log=access_log,
             tmp=self.tmp,
             user=user,
             port=self.port,
@@ -237,6 +248,23 @@ class NginxSite:
         if self.process is None:
             raise NginxError("nginx is not running")
         return self.process.pid
+
+    @property
+    def access_log(self) -> Path:
+        return self.tmp / "access.log"
+
+    def timings(self) -> list[tuple[float, float, str]]:
+        """(start, end, target) of every request in the timing log so far (seconds since the
+        epoch, millisecond resolution), after making nginx write out its log buffer."""
+        if self.process is not None:
+            self.process.send_signal(10)  # SIGUSR1: reopen the logs, which flushes the buffer
+            time.sleep(0.3)
+        rows = []
+        with open(self.access_log, encoding="utf-8", errors="replace") as log:
+            for line in log:
+                end, elapsed, target = line.rstrip("\n").split(" ", 2)
+                rows.append((float(end) - float(elapsed), float(end), target))
+        return rows
 
     @property
     def error_log(self) -> Path:

@@ -9,6 +9,8 @@ from crawler.engine import Crawler, CrawlStats, crawl
 from crawler.errors import (
     ConfigError,
     CrawlerError,
+    FrontierError,
+    FrontierLostError,
     PluginError,
     SeedError,
     StorageError,
@@ -31,6 +33,8 @@ __all__ = [
     "CrawlerError",
     "Fetcher",
     "Frontier",
+    "FrontierError",
+    "FrontierLostError",
     "HostSlot",
     "HtmlDocument",
     "Link",

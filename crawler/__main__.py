@@ -2,11 +2,14 @@
 
 argv -> Config -> crawl -> exit code: 0 the crawl finished (even if pages failed), 1 the crawl
 stopped because its database could not be written (disk full, say), 2 a usage, config,
-seed-file or database problem found before crawling, 130 after Ctrl-C (what was fetched is
+seed-file or database problem found before crawling (or Redis unreachable at start, with
+``--frontier``), 4 Redis went away mid-crawl for longer than ``redis_wait`` (what was fetched is
+saved; the same command with ``--resume`` continues), 130 after Ctrl-C (what was fetched is
 saved, and ``--resume`` continues).
 
-Other commands are dispatched from the first word: ``merge`` (:mod:`crawler.merge`, the
-databases of several crawler processes into one), and the plugins' ``images-dupes``
+``status`` (:mod:`crawler.status`, a shared crawl's progress) and ``merge``
+(:mod:`crawler.merge`, the databases of several crawler processes into one) are dispatched from
+the first word, and so are the plugins' ``images-dupes``
 (:mod:`plugins.imagedupes`), ``report`` and ``diff`` (:mod:`plugins.auditreport`,
 :mod:`plugins.auditdiff`; exit 3 for ``--fail-on``).
 """
@@ -25,7 +28,14 @@ from typing import Any
 
 from crawler.config import Config, load_config, read_seeds
 from crawler.engine import crawl
-from crawler.errors import ConfigError, PluginError, StorageError, StorageWriteError
+from crawler.errors import (
+    ConfigError,
+    FrontierError,
+    FrontierLostError,
+    PluginError,
+    StorageError,
+    StorageWriteError,
+)
 from crawler.plugins import load_plugins
 from crawler.progress import Progress
 from crawler.storage import existing_crawl
@@ -33,6 +43,7 @@ from crawler.storage import existing_crawl
 # python -m crawler COMMAND ...: merging workers' databases, and the plugins' commands (a
 # seed file of that name: ./NAME).
 SUBCOMMANDS = {
+    "status": "crawler.status:status_main",
     "merge": "crawler.merge:merge_main",
     "images-dupes": "plugins.imagedupes:images_dupes_main",
     "report": "plugins.auditreport:report_main",
@@ -42,6 +53,7 @@ SUBCOMMANDS = {
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_FRONTIER_LOST = 4
 EXIT_INTERRUPTED = 130
 
 
@@ -87,6 +99,9 @@ async def _crawl_main(config: Config, seeds: list[str]) -> int:
     except StorageWriteError as exc:
         progress.error(f"{exc}; the crawl stopped. What was saved before is intact.")
         return EXIT_FAILED
+    except FrontierLostError as exc:
+        progress.error(f"{exc}: {resume_command(config)}")
+        return EXIT_FRONTIER_LOST
     finally:
         loop.remove_signal_handler(signal.SIGINT)
         loop.remove_signal_handler(signal.SIGTERM)
@@ -106,6 +121,10 @@ def resume_command(config: Config) -> str:
         words += ["--db", shlex.quote(str(config.db))]
     if config.config_path is not None and config.config_path.name != "config.toml":
         words += ["--config", shlex.quote(str(config.config_path))]
+    if config.frontier is not None:
+        words += ["--frontier", shlex.quote(config.frontier)]
+        if config.name != Config().name:
+            words += ["--name", shlex.quote(config.name)]
     return " ".join(words)
 
 
@@ -140,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.flush()
             os._exit(code)
         return code
-    except (ConfigError, PluginError, StorageError) as exc:
+    except (ConfigError, PluginError, StorageError, FrontierError) as exc:
         _error(str(exc))
         return EXIT_USAGE
     except KeyboardInterrupt:  # Ctrl-C before the crawl's own handler was in place

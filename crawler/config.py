@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
+import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
@@ -93,6 +94,10 @@ class Config:
     max_redirects: int = 10
     respect_robots: bool = True
     workers: int | None = None
+    frontier: str | None = None
+    name: str = "crawl"
+    lease_timeout: float = 30.0
+    redis_wait: float = 60.0
     adaptive: bool = True
     plugin_settings: Mapping[str, Mapping[str, Any]] = field(
         default_factory=lambda: MappingProxyType({}), hash=False
@@ -138,7 +143,9 @@ def _repr_value(value: Any) -> str:
 
 # --------------------------------------------------------------------------- checking values
 
-Kind = Literal["int", "float", "bool", "str", "path", "scope", "plugins", "user_agent"]
+Kind = Literal[
+    "int", "float", "bool", "str", "path", "scope", "plugins", "user_agent", "frontier", "name"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +174,10 @@ _RULES: Final[dict[str, _Rule]] = {
     "max_redirects": _Rule("int", 0),
     "respect_robots": _Rule("bool"),
     "workers": _Rule("int", 0, optional=True),
+    "frontier": _Rule("frontier", optional=True),
+    "name": _Rule("name"),
+    "lease_timeout": _Rule("float", 0, strict_minimum=True),
+    "redis_wait": _Rule("float", 0),
     "adaptive": _Rule("bool"),
 }
 
@@ -252,12 +263,43 @@ def _convert(name: str, value: Any) -> Any:
             if not _product_token(value):
                 raise _Invalid(f"must start with a product token such as 'mybot/1.0', {got}")
             return value
+        case "frontier":
+            return _frontier_url(value, got)
+        case "name":
+            if not isinstance(value, str):
+                raise _Invalid(f"must be a string, {got}")
+            if not _NAME_RE.fullmatch(value):
+                raise _Invalid(
+                    f"must be 1-64 letters, digits, '.', '_' or '-' (a Redis key part), {got}"
+                )
+            return value
     if rule.minimum is not None:
         if rule.strict_minimum and not result > rule.minimum:
             raise _Invalid(f"must be > {rule.minimum:g}, {got}")
         if not rule.strict_minimum and not result >= rule.minimum:
             raise _Invalid(f"must be >= {rule.minimum:g}, {got}")
     return result
+
+
+_NAME_RE: Final = re.compile(r"[A-Za-z0-9._-]{1,64}")
+FRONTIER_SCHEMES: Final = ("redis", "rediss")
+
+
+def _frontier_url(value: Any, got: str) -> str:
+    """A ``redis://HOST:PORT/DB`` URL, checked for shape only (reachability is checked later)."""
+    if not isinstance(value, str):
+        raise _Invalid(f"must be a redis://HOST:PORT/DB URL, {got}")
+    try:
+        url = yarl.URL(value)
+        url.port  # noqa: B018 - a bad port raises here
+    except ValueError:
+        raise _Invalid(f"must be a redis://HOST:PORT/DB URL, {got}") from None
+    if url.scheme not in FRONTIER_SCHEMES or not url.host:
+        raise _Invalid(f"must be a redis://HOST:PORT/DB URL, {got}")
+    database = url.path.strip("/")
+    if database and not database.isdigit():
+        raise _Invalid(f"must name a database number after the port (redis://HOST:PORT/0), {got}")
+    return value
 
 
 # --------------------------------------------------------------------------- command line
@@ -362,6 +404,32 @@ def _build_parser() -> _ArgumentParser:
         action="store_false",
         default=None,
         help="ignore robots.txt",
+    )
+    add(
+        "--frontier",
+        metavar="URL",
+        help="share the crawl through Redis (redis://HOST:PORT/DB) with other crawler processes; "
+        "each one writes its own --db (default: this process alone, state in --db)",
+    )
+    add(
+        "--name",
+        metavar="NAME",
+        help=f"the shared crawl's name in Redis, so several crawls share one server "
+        f"(default: {defaults.name})",
+    )
+    add(
+        "--lease-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --frontier: a worker silent this long is dead and its URLs go to the others "
+        f"(default: {defaults.lease_timeout:g})",
+    )
+    add(
+        "--redis-wait",
+        type=float,
+        metavar="SECONDS",
+        help="with --frontier: how long to keep retrying when Redis goes away mid-crawl before "
+        f"stopping (exit 4; default: {defaults.redis_wait:g})",
     )
     add(
         "--fixed-concurrency",

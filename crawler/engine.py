@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from crawler.analyze import Analysis, analyze, digest
 from crawler.concurrency import ConcurrencyController, ConcurrencyLimit
@@ -22,7 +23,7 @@ from crawler.config import Config
 from crawler.cpu import CpuPool, default_workers
 from crawler.errors import ConfigError, StorageError
 from crawler.fetcher import Fetcher, Inspector, Response, retry_delay, should_retry
-from crawler.frontier import MemoryFrontier, Task
+from crawler.frontier import Frontier, FrontierFactory, MemoryFrontier, Task
 from crawler.looplag import LoopLag
 from crawler.parse import SNIFF_BYTES, PageHook, PageHookError, is_html
 from crawler.plugins import Plugin, load_plugins
@@ -37,6 +38,9 @@ from crawler.storage import (
     utc_now,
 )
 from crawler.urls import Scope, host_key, normalize_url
+
+if TYPE_CHECKING:
+    from crawler.redisfrontier import RedisFrontier
 
 log = logging.getLogger("crawler")
 
@@ -106,6 +110,7 @@ class Crawler:
         progress: Progress | None = None,
         saved: SavedFrontier | None = None,
         plugins: Sequence[Plugin] = (),
+        frontier: FrontierFactory | None = None,
     ) -> None:
         self.config = config
         self.seeds = seeds
@@ -113,24 +118,16 @@ class Crawler:
         self.fetcher = fetcher
         self.cpu = cpu
         self.progress = progress
+        self.saved = saved
         self.scope = Scope.from_seeds(seeds, config.scope)
         self.robots = RobotsCache(config.robots_token, enabled=config.respect_robots)
-        self.frontier = MemoryFrontier(
-            per_host=config.per_host,
-            delay=config.delay,
-            robots=self.robots,
-            on_blocked=self._blocked,
-            on_queue=storage.queue_url,
-            loader=storage.load_queue,
-            claimer=storage.claim,
-        )
+        self.frontier: Frontier = (frontier or self._memory_frontier)(self.robots, self._blocked)
         self.stats = CrawlStats()
         self.lag = LoopLag()
         # Answers being processed (parsed, handed to plugins, saved) are bounded apart from the
         # requests in flight: as many as the CPU pool can queue, and one per request slot.
         self._processing = asyncio.Semaphore(config.concurrency + cpu.max_pending)
         self.controller = ConcurrencyController(config.concurrency)
-        self.saved = saved
         self.plugins = list(plugins)
         # Plugins' extra work on each HTML page, done in the parse worker on the same tree.
         self._hooked: list[Plugin] = [p for p in self.plugins if type(p).page_hook is not None]
@@ -146,11 +143,26 @@ class Crawler:
         self.asset_inspector: Inspector | None = None
         self._reported: set[tuple[str, str]] = set()
 
+    def _memory_frontier(
+        self, robots: RobotsCache, on_blocked: Callable[[Task], None]
+    ) -> MemoryFrontier:
+        """The default frontier: in this process, queue and seen set kept in the database."""
+        frontier = MemoryFrontier(
+            per_host=self.config.per_host,
+            delay=self.config.delay,
+            robots=robots,
+            on_blocked=on_blocked,
+            on_queue=self.storage.queue_url,
+            loader=self.storage.load_queue,
+            claimer=self.storage.claim,
+        )
+        if self.saved is not None:
+            frontier.restore(self.saved.queued, self.saved.next_seq)
+        return frontier
+
     # -- the loop ------------------------------------------------------------------------
 
     async def run(self) -> CrawlStats:
-        if self.saved is not None:
-            self.frontier.restore(self.saved.queued, self.saved.next_seq)
         for seed in self.seeds:
             self.frontier.add(seed, 0)
         self.storage.set_meta({"scope": self.config.scope, "seeds": self.seeds})
@@ -611,16 +623,26 @@ async def crawl(
     requests in flight are abandoned, and what was fetched so far is saved.
     """
     plugins = load_plugins(config)
-    storage = await Storage.open(
-        config.db,
-        extra_ddl=[plugin.tables for plugin in plugins if plugin.tables],
-        read_indexes=[plugin.indexes for plugin in plugins if plugin.indexes],
-    )
-    cpu: CpuPool | None = None
+    shared = await _connect_shared(config) if config.frontier else None
     try:
-        saved = await storage.load_frontier() if config.resume else None
+        storage = await Storage.open(
+            config.db,
+            extra_ddl=[plugin.tables for plugin in plugins if plugin.tables],
+            read_indexes=[plugin.indexes for plugin in plugins if plugin.indexes],
+        )
+    except BaseException:
+        if shared is not None:
+            await shared.client.aclose()
+        raise
+    cpu: CpuPool | None = None
+    stats: CrawlStats | None = None
+    try:
+        # With a shared frontier the crawl's state is in Redis: --resume only appends to --db.
+        saved = await storage.load_frontier() if config.resume and shared is None else None
         if saved is not None:
             check_resumable(saved, config)
+        if shared is not None:
+            await _join_shared(shared, storage, progress)
         cpu = CpuPool(default_workers() if config.workers is None else config.workers)
         async with Fetcher(
             user_agent=config.user_agent,
@@ -637,17 +659,52 @@ async def crawl(
                 progress=progress,
                 saved=saved,
                 plugins=plugins,
+                frontier=shared.attach if shared is not None else None,
             )
+            if shared is not None:
+                shared.on_lost = crawler.stop
             watcher = asyncio.create_task(_stop_when_set(stop, crawler)) if stop else None
             try:
-                return await crawler.run()
+                stats = await crawler.run()
             finally:
                 if watcher is not None:
                     watcher.cancel()
     finally:
         if cpu is not None:
             cpu.close(cancel=True)
-        await storage.close()
+        try:
+            await storage.close()
+        finally:
+            if shared is not None:
+                # After the last commit: its URLs are acked, every other lease goes back.
+                state = (
+                    "stopped" if stats is None else "interrupted" if stats.interrupted else "done"
+                )
+                await shared.close(state)
+    if shared is not None and shared.failed is not None:
+        raise shared.failed
+    assert stats is not None
+    return stats
+
+
+async def _connect_shared(config: Config) -> RedisFrontier:
+    """The Redis frontier named by ``config.frontier``, connected and checked (exit 2 if not)."""
+    from crawler.redisfrontier import RedisFrontier
+
+    return await RedisFrontier.connect(config)
+
+
+async def _join_shared(shared: RedisFrontier, storage: Storage, progress: Progress | None) -> None:
+    taken_back = await shared.join(storage)
+    storage.on_commit = shared.committed
+    storage.set_meta({"frontier": shared.where, "name": shared.name})
+    if progress is not None:
+        counters = await shared.counters()
+        progress.note(
+            f"worker {shared.worker} joined the crawl {shared.name!r} at {shared.where}: "
+            f"{counters.get('done', 0)} pages done, {counters.get('queued', 0)} queued"
+            + (f", {taken_back} leases of a previous run taken back" if taken_back else "")
+        )
 
 
 def check_resumable(saved: SavedFrontier, config: Config) -> None:

@@ -7,7 +7,10 @@ Every error the crawler raises on purpose derives from :class:`CrawlerError`::
     │   └── SeedError      the seed file gave no usable URL
     ├── StorageError       the crawl database cannot be opened, written or trusted
     │   └── StorageWriteError  writing failed mid-crawl (disk full ...): the CLI exits 1
-    └── PluginError        a plugin could not be found or loaded
+    ├── PluginError        a plugin could not be found or loaded
+    └── FrontierError      the shared frontier (Redis) cannot be used: the CLI exits 2
+        └── FrontierLostError  Redis went away mid-crawl for longer than ``redis_wait``:
+                               the worker stopped with its database saved; the CLI exits 4
 
 Network and HTTP problems are *not* exceptions past the fetcher: the fetcher maps every
 low-level aiohttp/OS error at one boundary into a :class:`crawler.fetcher.Response` whose
@@ -39,3 +42,12 @@ class StorageWriteError(StorageError):
 
 class PluginError(CrawlerError):
     """A plugin could not be found or loaded."""
+
+
+class FrontierError(CrawlerError):
+    """The shared frontier (Redis) is unreachable, or holds a crawl that does not match."""
+
+
+class FrontierLostError(FrontierError):
+    """Redis stayed unreachable mid-crawl for longer than ``redis_wait``; what was fetched is
+    saved in the worker's database, and starting the worker again continues the crawl."""

@@ -120,6 +120,15 @@ class Frontier(Protocol):
     @property
     def queued(self) -> int: ...
 
+    @property
+    def spills(self) -> int:
+        """URLs that waited on disk rather than in memory (for the summary)."""
+
+
+# Builds the crawl's frontier from the engine's robots cache and its blocked-URL callback
+# (the engine's seam: the default is a MemoryFrontier over the crawl database).
+FrontierFactory = Callable[[RobotsCache, Callable[[Task], None]], Frontier]
+
 
 class MemoryFrontier:
     """An in-process frontier: per-host deques, a ready-host heap and a seen set."""

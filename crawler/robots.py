@@ -8,7 +8,7 @@ followed (up to five hops, as the RFC asks).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from protego import Protego
@@ -31,6 +31,9 @@ class RobotsRules:
     parser: Protego | None = None
     disallow_all: bool = False
     error: str | None = None
+    # The robots.txt text parsed (2xx answers), kept so that a shared frontier can hand it to
+    # other crawler processes (rules_from_answer rebuilds the same rules from it).
+    text: str = field(default="", repr=False, compare=False)
 
     def allows(self, url: str, token: str) -> bool:
         if self.disallow_all:
@@ -69,8 +72,10 @@ def rules_from_answer(
         try:
             parser = Protego.parse(text)
         except Exception as exc:  # Protego is lenient; guard against the unexpected anyway
-            return RobotsRules(host, status, error=f"unparseable robots.txt ({exc}); allow all")
-        return RobotsRules(host, status, parser=parser)
+            return RobotsRules(
+                host, status, error=f"unparseable robots.txt ({exc}); allow all", text=text
+            )
+        return RobotsRules(host, status, parser=parser, text=text)
     if 400 <= status < 500:
         return RobotsRules(host, status)
     if 300 <= status < 400:

@@ -10,6 +10,9 @@ its URL are written in the same transaction as the URLs its links added, so what
 the process dies at, the database says exactly which pages are saved and which are still to
 fetch, and ``--resume`` continues from there.
 
+After each commit, :attr:`Storage.on_commit` (when set) gets the fingerprints of the URLs that
+transaction marked done: a shared frontier acks their leases only once they are safe on disk.
+
 One crawl at a time: a lock file (``crawl.db.lock``, flock) keeps a second crawler out, and is
 released by the kernel even after ``kill -9``. The schema carries a version number
 (``meta.schema_version``); older databases are migrated forward, newer ones refused.
@@ -337,6 +340,8 @@ class Storage:
         self.rows_written = 0
         self.commits = 0
         self.failed: StorageError | None = None
+        # Called after each commit with the fingerprints of the URLs it marked done.
+        self.on_commit: Callable[[list[int]], None] | None = None
         self._writing: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self.read_indexes: list[str] = [READ_INDEXES]  # built by build_indexes()
@@ -420,6 +425,27 @@ class Storage:
                 )
                 raise self.failed from exc
             return cur.rowcount == 1
+
+    async def done_among(self, fingerprints: Sequence[int]) -> set[int]:
+        """Which of these URL fingerprints the database holds as done (saved)."""
+        await self.flush()
+        found: set[int] = set()
+        for i in range(0, len(fingerprints), 500):
+            chunk = list(fingerprints[i : i + 500])
+            marks = ", ".join("?" * len(chunk))
+            async with self._db.execute(
+                f"SELECT fp FROM frontier WHERE state = {DONE} AND fp IN ({marks})", chunk
+            ) as cur:
+                found.update(int(row[0]) for row in await cur.fetchall())
+        return found
+
+    async def queued_urls(self) -> list[tuple[str, int, str]]:
+        """(url, depth, kind) of every URL still queued (state 0) in the frontier table."""
+        await self.flush()
+        async with self._db.execute(
+            "SELECT url, depth, kind FROM frontier WHERE state = 0 ORDER BY seq"
+        ) as cur:
+            return [(str(u), int(d), str(k)) for u, d, k in await cur.fetchall()]
 
     async def load_queue(
         self, host: str, from_seq: int, limit: int
@@ -522,6 +548,8 @@ class Storage:
             self._writing = None
         self.rows_written += count
         self.commits += 1
+        if self.on_commit is not None and MARK_DONE in batches:
+            self.on_commit([row[0] for row in batches[MARK_DONE]])
 
     async def build_indexes(self) -> None:
         """Write what is buffered, then build the indexes for reading (see READ_INDEXES)."""

@@ -12,6 +12,8 @@ EXPECTED = {
     "CrawlerError",
     "Fetcher",
     "Frontier",
+    "FrontierError",
+    "FrontierLostError",
     "HostSlot",
     "HtmlDocument",
     "Link",
@@ -54,6 +56,9 @@ def test_errors_form_one_tree() -> None:
         crawler.SeedError,
         crawler.StorageError,
         crawler.PluginError,
+        crawler.FrontierError,
+        crawler.FrontierLostError,
     ):
         assert issubclass(error, crawler.CrawlerError)
+    assert issubclass(crawler.FrontierLostError, crawler.FrontierError)
     assert issubclass(crawler.SeedError, crawler.ConfigError)

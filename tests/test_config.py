@@ -148,6 +148,10 @@ max_bytes = 1000
 max_redirects = 3
 respect_robots = false
 workers = 0
+frontier = "redis://127.0.0.1:6390/2"
+name = "shop-2024"
+lease_timeout = 5.5
+redis_wait = 7
 adaptive = false
 """
 
@@ -168,6 +172,10 @@ ALL_KEYS_EXPECTED: dict[str, Any] = {
     "max_redirects": 3,
     "respect_robots": False,
     "workers": 0,
+    "frontier": "redis://127.0.0.1:6390/2",
+    "name": "shop-2024",
+    "lease_timeout": 5.5,
+    "redis_wait": 7.0,
     "adaptive": False,
 }
 
@@ -194,6 +202,8 @@ def test_flags_override_file(tmp_path: Path) -> None:
         *["--per-host", "3", "--delay", "1.5", "--scope", "any", "--plugin", "x"],
         *["--images", "flagpics", "--timeout", "3", "--user-agent", "FlagBot/9"],
         *["--retries", "1", "--max-bytes", "77", "--max-redirects", "0", "--workers", "6"],
+        *["--frontier", "redis://h:1/0", "--name", "n", "--lease-timeout", "9"],
+        *["--redis-wait", "0"],
     )
     assert config.db == Path("flag.db")
     assert config.max_pages == 7
@@ -210,6 +220,10 @@ def test_flags_override_file(tmp_path: Path) -> None:
     assert config.max_bytes == 77
     assert config.max_redirects == 0
     assert config.workers == 6
+    assert config.frontier == "redis://h:1/0"
+    assert config.name == "n"
+    assert config.lease_timeout == 9.0
+    assert config.redis_wait == 0.0
     # Not overridden by a flag: still the file's value.
     assert config.respect_robots is False
 
@@ -368,6 +382,24 @@ def test_command_line_only_key_in_file_is_unknown(tmp_path: Path, key: str, flag
         ("concurrency = [1]", "concurrency must be an integer, got [1]"),
         ("[concurrency]\nx = 1", "concurrency must be an integer, got {'x': 1}"),
         ("[images]\ndir = 3", "images.dir must be a path (a string), got 3"),
+        (
+            'frontier = "http://h:1/0"',
+            "frontier must be a redis://HOST:PORT/DB URL, got 'http://h:1/0'",
+        ),
+        (
+            'frontier = "redis://h:x/0"',
+            "frontier must be a redis://HOST:PORT/DB URL, got 'redis://h:x/0'",
+        ),
+        (
+            'frontier = "redis://h:1/db"',
+            "frontier must name a database number after the port (redis://HOST:PORT/0), "
+            "got 'redis://h:1/db'",
+        ),
+        ("frontier = 6379", "frontier must be a redis://HOST:PORT/DB URL, got 6379"),
+        (
+            'name = "a b"',
+            "name must be 1-64 letters, digits, '.', '_' or '-' (a Redis key part), got 'a b'",
+        ),
     ],
 )
 def test_wrong_type_in_file(tmp_path: Path, line: str, message: str) -> None:
@@ -394,6 +426,8 @@ RANGE_CASES = [
     ("max_bytes", "--max-bytes", "0", "0", ">= 1"),
     ("max_redirects", "--max-redirects", "-1", "-1", ">= 0"),
     ("workers", "--workers", "-1", "-1", ">= 0"),
+    ("lease_timeout", "--lease-timeout", "0", "0.0", "> 0"),
+    ("redis_wait", "--redis-wait", "-0.5", "-0.5", ">= 0"),
 ]
 
 
@@ -408,7 +442,7 @@ def test_range_error_from_flag(
 def test_range_error_from_file(
     tmp_path: Path, key: str, flag: str, typed: str, shown: str, bound: str
 ) -> None:
-    toml_value = "0.0" if key == "timeout" else typed
+    toml_value = "0.0" if key in ("timeout", "lease_timeout") else typed
     path = write_config(tmp_path, f"{key} = {toml_value}\n")
     assert config_error(tmp_path) == f"{path}: {key} must be {bound}, got {shown}"
 
