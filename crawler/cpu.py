@@ -48,6 +48,7 @@ T = TypeVar("T")
 
 MAX_BATCH: Final = 32
 LINGER: Final = 0.01  # seconds a job waits for others to share its executor call
+DELIVER_PER_PASS: Final = 4  # results handed back per event loop pass (see _deliver)
 # Weight of a new measurement in the moving averages: about the last 20 count.
 SMOOTHING: Final = 0.05
 # Sizes under this many bytes count as this many, so a per-byte cost stays meaningful.
@@ -254,18 +255,27 @@ class CpuPool:
                     job.future.set_exception(error)
         else:
             self.model.measured_move(len(batch), pickling)
-            for job, (ok, value, seconds) in zip(batch, outcomes, strict=True):
+            for job, (_, _, seconds) in zip(batch, outcomes, strict=True):
                 self.model.measured_work(job.name, job.size, seconds)
                 self.busy_seconds += seconds
-                if job.future.done():
-                    continue
-                if ok:
-                    job.future.set_result(value)
-                else:
-                    job.future.set_exception(value)
             self.jobs += len(batch)
+            self._deliver(list(zip(batch, outcomes, strict=True)))
         if self._waiting and self._timer is None:
             self._flush()  # these waited for a worker, long enough
+
+    def _deliver(self, results: list[tuple[_Job, Outcome]]) -> None:
+        """Wake the callers of a batch a few at a time, one event loop pass each: what they
+        do next (save a page, queue its links) would otherwise run in one long pass, and
+        keep timers and sockets waiting (loop lag)."""
+        for job, (ok, value, _) in results[:DELIVER_PER_PASS]:
+            if job.future.done():
+                continue
+            if ok:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(value)
+        if len(results) > DELIVER_PER_PASS:
+            asyncio.get_running_loop().call_soon(self._deliver, results[DELIVER_PER_PASS:])
 
     def close(self, *, cancel: bool = False) -> None:
         if self._timer is not None:
