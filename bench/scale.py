@@ -316,7 +316,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pages", type=int, default=5000, help="pages in the site")
     parser.add_argument("--procs", default="1,2,4", help="process counts, comma-separated")
     parser.add_argument("--rounds", type=int, default=1, help="runs per process count")
-    parser.add_argument("--per-host", type=int, default=16, help="crawler --per-host")
+    parser.add_argument("--per-host", type=int, default=64, help="crawler --per-host")
     parser.add_argument("--concurrency", type=int, default=32, help="crawler --concurrency")
     parser.add_argument("--delay", type=float, default=0.0, help="crawler --delay")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per run at most")
