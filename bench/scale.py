@@ -35,7 +35,6 @@ import platform
 import resource
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -51,6 +50,7 @@ from bench.nginx import NginxSite, free_port
 from bench.procs import CLOCK_TICKS, become_subreaper, machine_busy_seconds, stat_fields
 from bench.report import align
 from bench.sitegen import DEFAULT_SEED, SitePlan, check_plan, plan_site
+from tests.redisserver import RedisServer
 
 __all__ = ["RedisProcess", "ScaleRun", "main"]
 
@@ -64,42 +64,23 @@ class RedisProcess:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         if not os.access(binary, os.X_OK):
             raise SystemExit("redis-server is not installed: run `bash scripts/system-deps.sh`")
-        self.port = free_port()
-        self.process = subprocess.Popen(
-            [
-                *(binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""),
-                *("--appendonly", "no", "--dir", str(directory)),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                self.stop()
-                raise SystemExit(f"redis-server did not start on port {self.port}")
-            time.sleep(0.05)
+        try:
+            self.server = RedisServer(binary, directory)
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
+        self.port = self.server.port
+        self.process = self.server.process
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.server.url()
 
     def cpu_seconds(self) -> float:
         fields = stat_fields(self.process.pid)
         return 0.0 if fields is None else (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+        self.server.stop()
 
     def __repr__(self) -> str:
         return f"<RedisProcess 127.0.0.1:{self.port} pid={self.process.pid}>"
