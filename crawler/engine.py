@@ -130,9 +130,8 @@ class Crawler:
         self.controller = ConcurrencyController(config.concurrency)
         self.plugins = list(plugins)
         # Plugins' extra work on each HTML page, done in the parse worker on the same tree.
-        self._hooked: list[Plugin] = [p for p in self.plugins if type(p).page_hook is not None]
         self._hooks: tuple[PageHook, ...] = tuple(
-            hook for p in self._hooked if (hook := type(p).page_hook) is not None
+            hook for p in self.plugins if (hook := type(p).page_hook) is not None
         )
         self._started_urls = saved.pages if saved is not None else 0
         self._handlers: set[asyncio.Task[None]] = set()
@@ -247,7 +246,7 @@ class Crawler:
             "interrupted": self.stats.interrupted,
             "loop_lag_ms": {
                 "p50": round(self.lag.percentile(0.5) * ms, 1),
-                "p99": round(self.lag.percentile(0.99) * ms, 1),
+                "p99": round(self.stats.loop_lag_p99 * ms, 1),
                 "max": round(self.lag.worst * ms, 1),
             },
             "concurrency": {"max": self.controller.maximum, "lowest": self.stats.concurrency_low},
@@ -455,12 +454,12 @@ class Crawler:
         await self.storage.wait_room()
 
     async def _on_page(self, row: PageRow, analysis: Analysis) -> None:
-        data = dict(zip(map(id, self._hooked), analysis.extras, strict=False))
+        results = iter(analysis.extras)  # one per hooked plugin, in plugin order
         for plugin in self.plugins:
-            if id(plugin) not in data:
+            if type(plugin).page_hook is None:
                 await self._call(plugin, "on_page", row, analysis.page)
                 continue
-            result = data[id(plugin)]
+            result = next(results, None)
             if isinstance(result, PageHookError):
                 self._hook_failed(plugin, result)
                 result = None
