@@ -62,7 +62,7 @@ from bench.checks import SHOWN, check_links, check_pages, examples
 from bench.crawl import crawler_command
 from bench.nginx import NginxError, NginxSite, free_port
 from bench.procs import MB, REPO_ROOT, become_subreaper, describe_crawler, run_measured
-from bench.report import align
+from bench.report import align, keep_workdir, print_failures
 from bench.sitegen import SitePlan, check_plan, plan_site
 
 __all__ = ["CONTENDERS", "Run", "main"]
@@ -493,15 +493,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(LEGEND)
         failed = [r for r in runs if not r.ok]
-        for run in failed:
-            print(f"\n{run.contender} round {run.round} FAILED (not in the medians):")
-            for problem in run.problems:
-                print(f"  - {problem}")
+        print_failures(
+            [(f"{r.contender} round {r.round} (not in the medians)", r.problems) for r in failed]
+        )
         if nginx_errors := site.error_lines():
             print(f"\nnginx error log ({len(nginx_errors)} lines), last: {nginx_errors[-1]}")
-        keep = keep or bool(failed)
-        if keep:
-            print(f"\nwork directory kept: {workdir}")
+        keep = keep_workdir(keep, bool(failed), workdir)
         return 1 if failed else 0
     finally:
         if site is not None:

@@ -63,7 +63,7 @@ from bench.procs import (
     quiet_run_problems,
     run_measured,
 )
-from bench.report import align
+from bench.report import align, keep_workdir, print_failures
 from bench.sitegen import DEFAULT_PAGES, DEFAULT_SEED, SitePlan, check_plan, plan_site
 
 __all__ = ["RoundResult", "main"]
@@ -313,13 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(LEGEND)
         failed = [r for r in results if not r.ok]
-        for result in failed:
-            print(f"\nround {result.round} FAILED:")
-            for problem in result.problems:
-                print(f"  - {problem}")
-        keep = keep or bool(failed)
-        if keep:
-            print(f"\nwork directory kept: {workdir}")
+        print_failures([(f"round {r.round}", r.problems) for r in failed])
+        keep = keep_workdir(keep, bool(failed), workdir)
         return 1 if failed else 0
     finally:
         server.close()

@@ -19,3 +19,19 @@ def align(lines: Sequence[Sequence[str]], left: Collection[int] = (0,)) -> str:
         ).rstrip()
         for line in lines
     )
+
+
+def print_failures(failures: Sequence[tuple[str, Sequence[str]]]) -> None:
+    """Each failed run's label (e.g. "round 2") and its problems, as the benchmarks print them."""
+    for label, problems in failures:
+        print(f"\n{label} FAILED:")
+        for problem in problems:
+            print(f"  - {problem}")
+
+
+def keep_workdir(keep: bool, failed: bool, workdir: object) -> bool:
+    """Whether the work directory stays (asked for, or a run failed); says so when it does."""
+    if keep or failed:
+        print(f"\nwork directory kept: {workdir}")
+        return True
+    return False

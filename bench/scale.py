@@ -48,7 +48,7 @@ from pathlib import Path
 from bench.checks import check_links, check_pages
 from bench.nginx import NginxSite, free_port
 from bench.procs import CLOCK_TICKS, become_subreaper, machine_busy_seconds, stat_fields
-from bench.report import align
+from bench.report import align, keep_workdir, print_failures
 from bench.sitegen import DEFAULT_SEED, SitePlan, check_plan, plan_site
 from tests.redisserver import RedisServer
 
@@ -369,13 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{usage['queue_bytes_per_url']:.1f} B/URL"
             )
         failed = [r for r in runs if not r.ok]
-        for run in failed:
-            print(f"\n{run.procs} process(es), round {run.round} FAILED:")
-            for problem in run.problems:
-                print(f"  - {problem}")
-        keep = keep or bool(failed)
-        if keep:
-            print(f"\nwork directory kept: {workdir}")
+        print_failures([(f"{r.procs} process(es), round {r.round}", r.problems) for r in failed])
+        keep = keep_workdir(keep, bool(failed), workdir)
         return 1 if failed else 0
     finally:
         if redis is not None:
